@@ -242,7 +242,7 @@ start_kubernetes() {
   local pki="$STATE/pki" kc="$STATE/kubeconfig"
   local curl_k="curl -fsS --cacert $pki/ca.crt --cert $pki/admin.crt --key $pki/admin.key"
   start etcd "curl -fsS http://127.0.0.1:$ETCD_PORT/health" \
-    "$etcd_bin/v3" --name gitops-rings --data-dir "$STATE/etcd" \
+    "$etcd_bin/server" --name gitops-rings --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
     --initial-cluster "gitops-rings=http://127.0.0.1:$((ETCD_PORT + 1))" --quota-backend-bytes 4294967296

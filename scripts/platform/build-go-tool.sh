@@ -56,12 +56,14 @@ case "$tool" in
   kubernetes)
     # k8s.io/kubernetes replaces its staging modules with ./staging/src/...;
     # the wrapper points each at its published v0.<minor>.<patch> instead.
-    staging="$(curl -fsS "${GOPROXY%%,*}/k8s.io/kubernetes/@v/v$KUBERNETES_VERSION.mod" \
+    proxy="$(go env GOPROXY)"; proxy="${proxy%%,*}"
+    staging="$(curl -fsS "$proxy/k8s.io/kubernetes/@v/v$KUBERNETES_VERSION.mod" \
       | sed -nE 's#^\s*(k8s.io/[a-z0-9-]+) => ./staging/src/.*#\1#p')"
     extra="$(for m in $staging; do echo "replace $m => $m v0.${KUBERNETES_VERSION#1.}"; done)"
     wrapper_build "$CACHE/tools/kubernetes-$KUBERNETES_VERSION" "$extra" \
       "k8s.io/kubernetes@v$KUBERNETES_VERSION" \
-      -- k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler ;;
+      -- k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+         k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl ;;
   kwok)
     wrapper_build "$CACHE/tools/kwok-$KWOK_VERSION" "" \
       "sigs.k8s.io/kwok@v$KWOK_VERSION" -- sigs.k8s.io/kwok/cmd/kwok ;;

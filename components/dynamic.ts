@@ -1,0 +1,16 @@
+import * as path from "node:path";
+
+/**
+ * Loads a module of lib/ from inside a dynamic provider. The engine serializes a dynamic
+ * provider's functions and runs them in its own Node.js process, which knows nothing of
+ * TypeScript; tsx's CommonJS hook (a dependency of this project) compiles lib/ there.
+ * `GITOPS_RINGS_LIB_DIR` overrides where lib/ is; by default it is `lib/` under the
+ * project directory, the working directory of the engine's processes.
+ */
+export function loadLib<T>(module: string): T {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require("tsx/cjs/api").register();
+  const dir = process.env.GITOPS_RINGS_LIB_DIR ?? path.resolve("lib");
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(dir, `${module}.ts`)) as T;
+}

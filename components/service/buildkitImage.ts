@@ -1,0 +1,74 @@
+import * as pulumi from "@pulumi/pulumi";
+import { loadLib } from "../dynamic";
+
+/** Inputs of {@link BuildkitImage} once resolved. */
+export interface BuildkitImageInputs {
+  /** BuildKit address, e.g. `tcp://127.0.0.1:1234`. */
+  readonly addr: string;
+  /** Absolute path of the build context. */
+  readonly context: string;
+  /** Absolute path of the Dockerfile. */
+  readonly dockerfile: string;
+  readonly buildArgs: Record<string, string>;
+  readonly labels: Record<string, string>;
+  readonly target?: string;
+  readonly platforms: string[];
+  /** Repository, e.g. `127.0.0.1:5001/example/backend`. */
+  readonly repository: string;
+  /** The version tag, immutable once pushed. */
+  readonly tag: string;
+  /** The revision the image is built from; a new revision is a new build. */
+  readonly revision: string;
+}
+
+type Outs = BuildkitImageInputs & { readonly digest: string; readonly ref: string };
+
+async function buildAndTag(inputs: BuildkitImageInputs): Promise<Outs> {
+  const buildkit = loadLib<typeof import("../../lib/buildkit")>("buildkit");
+  const built = await buildkit.buildWithBuildkit(inputs);
+  await buildkit.tagVersion(inputs.repository, inputs.tag, built.digest);
+  return { ...inputs, digest: built.digest, ref: built.ref };
+}
+
+const provider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: BuildkitImageInputs) {
+    const outs = await buildAndTag(inputs);
+    return { id: `${inputs.repository}:${inputs.tag}`, outs };
+  },
+  async diff(_id: string, olds: Outs, news: BuildkitImageInputs) {
+    const before = olds as unknown as Record<string, unknown>;
+    const after = news as unknown as Record<string, unknown>;
+    const keys = Object.keys({ ...before, ...after }).filter((k) => k !== "digest" && k !== "ref");
+    const changed = keys.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
+    return { changes: changed.length > 0 };
+  },
+  async update(_id: string, _olds: Outs, news: BuildkitImageInputs) {
+    return { outs: await buildAndTag(news) };
+  },
+  async delete() {
+    // Pushed versions are never deleted by an update (DESIGN.md: nothing in the registry is lost).
+  },
+};
+
+/** Arguments of {@link BuildkitImage}. */
+export type BuildkitImageArgs = {
+  readonly [K in keyof BuildkitImageInputs]: pulumi.Input<BuildkitImageInputs[K]>;
+};
+
+/**
+ * An image built by BuildKit's own client and pushed by digest, then tagged with its version
+ * through the registry client, which refuses to move an existing version tag (DESIGN.md
+ * invariant 1). Type token `pulumi-nodejs:dynamic/service:BuildkitImage` (dynamic resources
+ * carry the SDK's prefix).
+ *
+ * The build path of the local platform, where the docker-build provider plugin cannot be
+ * built; {@link ServiceImage} picks it when the builder is `{ kind: "buildctl" }`.
+ */
+export class BuildkitImage extends pulumi.dynamic.Resource {
+  public readonly digest!: pulumi.Output<string>;
+  public readonly ref!: pulumi.Output<string>;
+
+  constructor(name: string, args: BuildkitImageArgs, opts?: pulumi.CustomResourceOptions) {
+    super(provider, name, { ...args, digest: undefined, ref: undefined }, opts, "service", "BuildkitImage");
+  }
+}

@@ -1,0 +1,53 @@
+import * as pulumi from "@pulumi/pulumi";
+import { loadLib } from "../dynamic";
+import type { ObjectRef } from "../../lib/kubectl";
+
+/** Inputs of {@link KubectlApply} once resolved. */
+export interface KubectlApplyInputs {
+  /** The rendered manifests of the site's generated overlay (multi-document YAML). */
+  readonly manifests: string;
+  /** Kubeconfig path. @default $KUBECONFIG of the engine */
+  readonly kubeconfig?: string;
+}
+
+type Outs = KubectlApplyInputs & { readonly objects: ObjectRef[] };
+
+const kubectl = () => loadLib<typeof import("../../lib/kubectl")>("kubectl");
+
+const provider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: KubectlApplyInputs) {
+    const objects = await kubectl().applyManifests(inputs.manifests, [], { kubeconfig: inputs.kubeconfig });
+    return { id: `site-${Date.now()}`, outs: { ...inputs, objects } };
+  },
+  async diff(_id: string, olds: Outs, news: KubectlApplyInputs) {
+    return { changes: olds.manifests !== news.manifests || olds.kubeconfig !== news.kubeconfig };
+  },
+  async update(_id: string, olds: Outs, news: KubectlApplyInputs) {
+    const objects = await kubectl().applyManifests(news.manifests, olds.objects, { kubeconfig: news.kubeconfig });
+    return { outs: { ...news, objects } };
+  },
+  async delete(_id: string, olds: Outs) {
+    await kubectl().deleteObjects(olds.objects, { kubeconfig: olds.kubeconfig });
+  },
+};
+
+/**
+ * A site's manifests applied with `kubectl apply --server-side` (field manager `gitops-rings`),
+ * waiting for every Deployment to roll out; objects dropped from the manifests are deleted on
+ * the next update, and all of them on destroy. Type token
+ * `pulumi-nodejs:dynamic/site:KubectlApply`.
+ *
+ * The deploy path of the local platform, where the kubernetes provider plugin cannot be built;
+ * elsewhere {@link Site} applies the same overlay with `@pulumi/kubernetes`.
+ */
+export class KubectlApply extends pulumi.dynamic.Resource {
+  public readonly objects!: pulumi.Output<ObjectRef[]>;
+
+  constructor(
+    name: string,
+    args: { readonly [K in keyof KubectlApplyInputs]: pulumi.Input<KubectlApplyInputs[K]> },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(provider, name, { ...args, objects: undefined }, opts, "site", "KubectlApply");
+  }
+}

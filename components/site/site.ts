@@ -1,0 +1,213 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { releaseLabels } from "../../lib/labels";
+import { writeSiteOverlay, type PinnedImage } from "../../lib/kustomize";
+import type { SitePlan, ServiceStep } from "../../lib/site";
+import type { ImageRecord } from "../../lib/types";
+import { Release } from "../release/release";
+import { RingPointer } from "../ring/ringPointer";
+import { ServiceImage } from "../service/serviceImage";
+import { KubectlApply } from "./kubectlApply";
+
+/** Arguments of {@link Site}. */
+export interface SiteArgs {
+  /** What the site builds, reuses and deploys, as lib/site.ts `prepareSite` computed it. */
+  readonly plan: SitePlan;
+  /**
+   * Directory where the site's generated Kustomize overlay is written.
+   * @default `.gitops-rings/sites/<site>` under the working directory
+   */
+  readonly overlayDir?: string;
+}
+
+/** What a site runs, per service (DESIGN.md invariant 5). */
+export interface DeployedService {
+  readonly version?: string;
+  readonly digest: string;
+  /** `<repository>@sha256:…`. */
+  readonly ref: string;
+  readonly revision?: string;
+  readonly sources: ImageRecord["sources"];
+  /** Why the site runs this image: `ring developers`, `pin version 0.1.0`, `built (revision changed)`, … */
+  readonly why: string;
+}
+
+/**
+ * One site (`gitops-rings:site:Site`): environment + ring = one stack (DESIGN.md, "site").
+ *
+ * When the site builds (flow 1) it declares, in dependency order, one {@link ServiceImage} per
+ * service with each dependency's reference by digest as its `FROM`, then the {@link Release}
+ * that records them all, then the ring's {@link RingPointer}, which moves only after the
+ * release and its images are pushed. Every site then deploys (flow 2): it writes a Kustomize
+ * overlay over its environment's overlay that pins every image by digest and labels the
+ * objects with site, ring and release, and applies it with `@pulumi/kubernetes`
+ * (`kustomize.v2.Directory`) or, on the local platform, with {@link KubectlApply}.
+ */
+export class Site extends pulumi.ComponentResource {
+  /** The release version the site runs. */
+  public readonly release: pulumi.Output<string>;
+  /** Per service: version, digest, reference by digest, revision, source commits, why. */
+  public readonly services: pulumi.Output<Record<string, DeployedService>>;
+  /** The release plan as a table (what preview prints; DESIGN.md flow 7). */
+  public readonly plan: pulumi.Output<string>;
+  public readonly images: Record<string, ServiceImage> = {};
+
+  constructor(name: string, args: SiteArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("gitops-rings:site:Site", name, {}, opts);
+    const plan = args.plan;
+    const deployed: Record<string, pulumi.Output<DeployedService>> = {};
+    let releaseVersion: pulumi.Output<string> = pulumi.output(plan.deploy.release ?? "");
+
+    if (plan.build) {
+      for (const step of plan.services) {
+        const image = this.serviceImage(name, plan, step);
+        this.images[step.service] = image;
+        deployed[step.service] = pulumi.all([image.digest, image.ref]).apply(([digest, ref]) => ({
+          version: step.version,
+          digest,
+          ref,
+          revision: step.revision,
+          sources: [...step.sources],
+          why: step.action === "build" ? `built (${step.reason})` : `ring ${plan.ring} (${step.reason})`,
+        }));
+      }
+      const records = pulumi.all(
+        Object.fromEntries(
+          plan.services.map((s) => [
+            s.service,
+            this.images[s.service].digest.apply(
+              (digest): ImageRecord => ({
+                service: s.service,
+                repository: s.repository,
+                version: s.version,
+                digest,
+                revision: s.revision,
+                dependencies: s.dependencies,
+                sources: s.sources,
+              }),
+            ),
+          ]),
+        ),
+      );
+      const labels = records.apply((services) =>
+        releaseLabels({ version: plan.release.version, services }, { project: plan.project, vendor: plan.vendor }),
+      );
+      const release = new Release(
+        `${name}-release`,
+        {
+          repository: plan.release.repository,
+          action: plan.release.action,
+          version: plan.release.version,
+          revision: labels.apply((l) => l["org.opencontainers.image.revision"]),
+          digest: plan.release.digest,
+          labels,
+          builder: plan.builder,
+        },
+        { parent: this },
+      );
+      releaseVersion = release.version;
+      new RingPointer(
+        `${name}-ring-${plan.ring}`,
+        {
+          registry: plan.registry,
+          project: plan.project,
+          rings: [...plan.rings],
+          ring: plan.ring,
+          version: release.version,
+          digest: release.digest,
+        },
+        { parent: this, dependsOn: [release, ...Object.values(this.images)] },
+      );
+    } else {
+      for (const [service, image] of Object.entries(plan.deploy.images)) {
+        deployed[service] = pulumi.output({
+          version: image.version,
+          digest: image.digest,
+          ref: `${image.repository}@${image.digest}`,
+          revision: image.revision,
+          sources: [...image.sources],
+          why: image.why,
+        });
+      }
+    }
+
+    this.services = pulumi.all(deployed);
+    this.release = releaseVersion;
+    this.plan = pulumi.output(plan.table);
+    this.deploy(name, plan, args.overlayDir);
+    this.registerOutputs({ release: this.release, services: this.services, plan: this.plan });
+  }
+
+  private serviceImage(name: string, plan: SitePlan, step: ServiceStep): ServiceImage {
+    const dependencyArgs = Object.fromEntries(
+      Object.entries(step.dependencyArgs).map(([arg, dependency]) => {
+        const image = this.images[dependency];
+        if (!image) {
+          throw new pulumi.ResourceError(
+            `service ${step.service}: dependency ${dependency} (build arg ${arg}) comes later in the build order`,
+            this,
+          );
+        }
+        return [arg, image.ref];
+      }),
+    );
+    return new ServiceImage(
+      `${name}-${step.service}`,
+      {
+        service: step.service,
+        repository: step.repository,
+        action: step.action,
+        reason: step.reason,
+        version: step.version,
+        revision: step.revision,
+        digest: step.digest,
+        labels: step.labels,
+        build: { ...step.build, dependencyArgs, builder: plan.builder },
+      },
+      { parent: this },
+    );
+  }
+
+  /** Generated overlay + apply. The overlay is written once every digest is known. */
+  private deploy(name: string, plan: SitePlan, overlayDir?: string): void {
+    const dir = path.resolve(overlayDir ?? path.join(".gitops-rings", "sites", plan.site));
+    const images = this.services.apply((services) =>
+      // Every service is pinned; Kustomize leaves entries no container names (a base image) unused.
+      Object.entries(services).map(([service, s]): PinnedImage => ({
+          name: service,
+          newName: s.ref.slice(0, s.ref.indexOf("@")),
+          digest: s.digest,
+        })),
+    );
+    const overlay = pulumi.all([images, this.release]).apply(([pinned, release]) => ({
+      environmentOverlay: plan.environment.overlay,
+      namespace: plan.environment.namespace,
+      site: plan.site,
+      ring: plan.ring,
+      release,
+      images: pinned,
+    }));
+    if (plan.deployer.kind === "kubectl") {
+      const kubeconfig = plan.deployer.kubeconfig;
+      const manifests = overlay.apply(async (o) => {
+        writeSiteOverlay(dir, o);
+        const { renderOverlay } = await import("../../lib/kubectl");
+        return (await renderOverlay(dir, { kubeconfig })).yaml;
+      });
+      new KubectlApply(`${name}-apply`, { manifests, kubeconfig }, { parent: this });
+    } else {
+      // The provider renders the directory on every update (its children carry the diff);
+      // resolve the path only after the files are written.
+      const directory = overlay.apply((o) => {
+        writeSiteOverlay(dir, o);
+        return dir;
+      });
+      new k8s.kustomize.v2.Directory(
+        `${name}-apply`,
+        { directory, namespace: plan.environment.namespace },
+        { parent: this },
+      );
+    }
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Builds one image with BuildKit's own client, `buildctl`, and pushes it by digest.
+ *
+ * This is the build path of the local platform, where the `docker-build` provider plugin
+ * cannot be built (see README, "The local platform"). It builds exactly what the
+ * docker-build path builds: the same Dockerfile frontend, context, build args, labels,
+ * target and platforms. The version tag is put afterwards by the caller through the registry
+ * client, which refuses to move an existing version tag (DESIGN.md invariant 1).
+ */
+import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { RegistryClient } from "./registry";
+
+const run = promisify(execFile);
+
+/** One BuildKit build. Paths are absolute. */
+export interface BuildkitBuild {
+  /** BuildKit address, e.g. `tcp://127.0.0.1:1234` (buildctl `--addr`, env BUILDKIT_HOST). */
+  readonly addr: string;
+  readonly context: string;
+  readonly dockerfile: string;
+  readonly buildArgs?: Readonly<Record<string, string>>;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly target?: string;
+  /** @default ["linux/amd64"] */
+  readonly platforms?: readonly string[];
+  /** Repository pushed to by digest, e.g. `127.0.0.1:5001/example/backend`. */
+  readonly repository: string;
+  /** Push over plain HTTP (loopback registries). @default true for 127.0.0.0/8 and localhost */
+  readonly insecure?: boolean;
+  /** `buildctl` binary. @default "buildctl" on PATH */
+  readonly buildctl?: string;
+}
+
+/** What a build pushed. */
+export interface BuildkitResult {
+  /** Digest of the pushed manifest or index, `sha256:…`. */
+  readonly digest: string;
+  /** `<repository>@<digest>`. */
+  readonly ref: string;
+}
+
+/** True for registries on loopback, which the local platform serves over plain HTTP. */
+export function isLoopbackRegistry(repository: string): boolean {
+  const host = repository.split("/")[0].replace(/:\d+$/, "");
+  return host === "localhost" || /^127\.\d+\.\d+\.\d+$/.test(host) || host === "[::1]";
+}
+
+/** The buildctl arguments of a build; exported for tests. */
+export function buildctlArgs(build: BuildkitBuild, metadataFile: string): string[] {
+  const insecure = build.insecure ?? isLoopbackRegistry(build.repository);
+  const args = [
+    "--addr",
+    build.addr,
+    "build",
+    "--progress",
+    "plain",
+    "--frontend",
+    "dockerfile.v0",
+    "--local",
+    `context=${build.context}`,
+    "--local",
+    `dockerfile=${path.dirname(build.dockerfile)}`,
+    "--opt",
+    `filename=${path.basename(build.dockerfile)}`,
+    "--opt",
+    `platform=${(build.platforms ?? ["linux/amd64"]).join(",")}`,
+  ];
+  if (build.target) args.push("--opt", `target=${build.target}`);
+  for (const [k, v] of Object.entries(build.buildArgs ?? {}).sort())
+    args.push("--opt", `build-arg:${k}=${v}`);
+  for (const [k, v] of Object.entries(build.labels ?? {}).sort())
+    args.push("--opt", `label:${k}=${v}`);
+  const output = [`type=image`, `name=${build.repository}`, `push=true`, `push-by-digest=true`];
+  if (insecure) output.push("registry.insecure=true");
+  args.push("--output", output.join(","), "--metadata-file", metadataFile);
+  return args;
+}
+
+/**
+ * Runs the build and returns the pushed digest.
+ * @throws Error with the last 40 lines of BuildKit's progress when the build fails.
+ */
+export async function buildWithBuildkit(build: BuildkitBuild): Promise<BuildkitResult> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-buildctl-"));
+  const metadataFile = path.join(dir, "metadata.json");
+  try {
+    await run(build.buildctl ?? "buildctl", buildctlArgs(build, metadataFile), {
+      maxBuffer: 64 * 1024 * 1024,
+    }).catch((err: { stderr?: string; message: string }) => {
+      const tail = (err.stderr ?? "").trim().split("\n").slice(-40).join("\n");
+      throw new Error(
+        `building ${build.repository} from ${build.dockerfile} failed:\n${tail || err.message}`,
+      );
+    });
+    const metadata = JSON.parse(fs.readFileSync(metadataFile, "utf8"));
+    const digest: string | undefined = metadata["containerimage.digest"];
+    if (!digest) throw new Error(`building ${build.repository}: BuildKit reported no image digest`);
+    return { digest, ref: `${build.repository}@${digest}` };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Puts the version tag on a digest pushed by {@link buildWithBuildkit}. Refuses, with
+ * `TagImmutableError`, when the tag already points at another digest (DESIGN.md invariant 1);
+ * a no-op when it already points at this one.
+ */
+export async function tagVersion(repository: string, tag: string, digest: string): Promise<void> {
+  await new RegistryClient().putTag(repository, tag, digest);
+}

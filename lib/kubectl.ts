@@ -1,0 +1,130 @@
+/**
+ * Applies a site's generated Kustomize overlay with `kubectl apply --server-side -k`,
+ * waits for its Deployments to roll out, and deletes the objects a previous apply made
+ * that the overlay no longer has.
+ *
+ * This is the deploy path of the local platform, where the `kubernetes` provider plugin
+ * cannot be built (see README, "The local platform"). The `@pulumi/kubernetes` path applies
+ * the same overlay with `kustomize.v2.Directory`.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { parseAllDocuments } from "yaml";
+
+const run = promisify(execFile);
+
+/** Identity of one applied object. */
+export interface ObjectRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly namespace?: string;
+  readonly name: string;
+}
+
+/** Options shared by every kubectl call. */
+export interface KubectlOptions {
+  /** Path of the kubeconfig. @default $KUBECONFIG */
+  readonly kubeconfig?: string;
+  /** kubectl binary. @default "kubectl" on PATH */
+  readonly kubectl?: string;
+  /** How long to wait for each Deployment's rollout, in seconds. @default 300 */
+  readonly timeoutSeconds?: number;
+}
+
+/** Field manager of every server-side apply this project makes. */
+export const FIELD_MANAGER = "gitops-rings";
+
+async function kubectl(opts: KubectlOptions, args: string[], input?: string): Promise<string> {
+  const all = opts.kubeconfig ? ["--kubeconfig", opts.kubeconfig, ...args] : args;
+  try {
+    const child = run(opts.kubectl ?? "kubectl", all, { maxBuffer: 64 * 1024 * 1024 });
+    if (input !== undefined) child.child.stdin?.end(input);
+    const { stdout } = await child;
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`kubectl ${args.join(" ")}: ${(e.stderr ?? e.message).trim()}`);
+  }
+}
+
+/** Renders an overlay (`kubectl kustomize <dir>`) and returns its objects' identities. */
+export async function renderOverlay(
+  dir: string,
+  opts: KubectlOptions = {},
+): Promise<{ yaml: string; objects: ObjectRef[] }> {
+  const yaml = await kubectl(opts, ["kustomize", dir]);
+  return { yaml, objects: objectRefs(yaml) };
+}
+
+/** Identities of the objects in a multi-document YAML stream. */
+export function objectRefs(yaml: string): ObjectRef[] {
+  return parseAllDocuments(yaml)
+    .map((d) => d.toJS())
+    .filter((o) => o && o.kind)
+    .map((o) => ({
+      apiVersion: o.apiVersion,
+      kind: o.kind,
+      namespace: o.metadata?.namespace,
+      name: o.metadata?.name,
+    }));
+}
+
+const key = (o: ObjectRef) => `${o.apiVersion}/${o.kind}/${o.namespace ?? ""}/${o.name}`;
+
+/**
+ * Applies rendered manifests server-side (exactly what was diffed, not a re-render), waits
+ * for every Deployment, then deletes the objects of `previous` that `manifests` no longer has.
+ * @param manifests multi-document YAML, as {@link renderOverlay} returns it.
+ * @returns the identities of the applied objects (to pass as `previous` next time).
+ * @throws Error naming the kubectl command and its message when the API server refuses or a
+ *   rollout does not complete in time.
+ */
+export async function applyManifests(
+  manifests: string,
+  previous: readonly ObjectRef[],
+  opts: KubectlOptions = {},
+): Promise<ObjectRef[]> {
+  const objects = objectRefs(manifests);
+  await kubectl(
+    opts,
+    ["apply", "--server-side", "--force-conflicts", `--field-manager=${FIELD_MANAGER}`, "-f", "-"],
+    manifests,
+  );
+  const timeout = `${opts.timeoutSeconds ?? 300}s`;
+  for (const o of objects.filter((x) => x.kind === "Deployment")) {
+    await kubectl(opts, [
+      "rollout",
+      "status",
+      `deployment/${o.name}`,
+      "-n",
+      o.namespace ?? "default",
+      `--timeout=${timeout}`,
+    ]);
+  }
+  const now = new Set(objects.map(key));
+  await deleteObjects(
+    previous.filter((o) => !now.has(key(o))),
+    opts,
+  );
+  return objects;
+}
+
+/** Deletes objects (namespaced ones first, Namespaces last); missing objects are ignored. */
+export async function deleteObjects(
+  objects: readonly ObjectRef[],
+  opts: KubectlOptions = {},
+): Promise<void> {
+  const ordered = [...objects].sort(
+    (a, b) => Number(a.kind === "Namespace") - Number(b.kind === "Namespace"),
+  );
+  for (const o of ordered) {
+    // kind.version.group is unambiguous; the core group has no group suffix.
+    const [group, version] = o.apiVersion.includes("/")
+      ? o.apiVersion.split("/")
+      : ["", o.apiVersion];
+    const resource = group ? `${o.kind}.${version}.${group}` : o.kind;
+    const args = ["delete", resource, o.name, "--ignore-not-found", "--wait=false"];
+    if (o.namespace) args.push("-n", o.namespace);
+    await kubectl(opts, args);
+  }
+}
