@@ -69,10 +69,10 @@ export type RingPointerArgs = { readonly [K in keyof RingPointerInputs]: pulumi.
  * lib/state-store.ts checks that the release and every image it names exist.
  */
 export class RingPointer extends pulumi.dynamic.Resource {
-  public readonly version!: pulumi.Output<string>;
-  public readonly digest!: pulumi.Output<string>;
+  declare public readonly version: pulumi.Output<string>;
+  declare public readonly digest: pulumi.Output<string>;
   /** The release version the ring pointed at before this resource last moved it. */
-  public readonly previous!: pulumi.Output<string | undefined>;
+  declare public readonly previous: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: RingPointerArgs, opts?: pulumi.CustomResourceOptions) {
     super(provider, name, { ...args, previous: undefined }, opts, "ring", "RingPointer");

@@ -65,8 +65,8 @@ export type BuildkitImageArgs = {
  * built; {@link ServiceImage} picks it when the builder is `{ kind: "buildctl" }`.
  */
 export class BuildkitImage extends pulumi.dynamic.Resource {
-  public readonly digest!: pulumi.Output<string>;
-  public readonly ref!: pulumi.Output<string>;
+  declare public readonly digest: pulumi.Output<string>;
+  declare public readonly ref: pulumi.Output<string>;
 
   constructor(name: string, args: BuildkitImageArgs, opts?: pulumi.CustomResourceOptions) {
     super(provider, name, { ...args, digest: undefined, ref: undefined }, opts, "service", "BuildkitImage");

@@ -41,7 +41,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
  * elsewhere {@link Site} applies the same overlay with `@pulumi/kubernetes`.
  */
 export class KubectlApply extends pulumi.dynamic.Resource {
-  public readonly objects!: pulumi.Output<ObjectRef[]>;
+  declare public readonly objects: pulumi.Output<ObjectRef[]>;
 
   constructor(
     name: string,

@@ -52,6 +52,12 @@ export class Site extends pulumi.ComponentResource {
   /** The release plan as a table (what preview prints; DESIGN.md flow 7). */
   public readonly plan: pulumi.Output<string>;
   public readonly images: Record<string, ServiceImage> = {};
+  /** The release, when the site builds. */
+  public readonly releaseImage?: Release;
+  /** The ring pointer, when the site builds. */
+  public readonly ringPointer?: RingPointer;
+  /** What applies the manifests: a kustomize Directory, or KubectlApply on the local platform. */
+  public readonly deployment: k8s.kustomize.v2.Directory | KubectlApply;
 
   constructor(name: string, args: SiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gitops-rings:site:Site", name, {}, opts);
@@ -107,7 +113,8 @@ export class Site extends pulumi.ComponentResource {
         { parent: this },
       );
       releaseVersion = release.version;
-      new RingPointer(
+      this.releaseImage = release;
+      this.ringPointer = new RingPointer(
         `${name}-ring-${plan.ring}`,
         {
           registry: plan.registry,
@@ -135,7 +142,7 @@ export class Site extends pulumi.ComponentResource {
     this.services = pulumi.all(deployed);
     this.release = releaseVersion;
     this.plan = pulumi.output(plan.table);
-    this.deploy(name, plan, args.overlayDir);
+    this.deployment = this.deploy(name, plan, args.overlayDir);
     this.registerOutputs({ release: this.release, services: this.services, plan: this.plan });
   }
 
@@ -170,7 +177,7 @@ export class Site extends pulumi.ComponentResource {
   }
 
   /** Generated overlay + apply. The overlay is written once every digest is known. */
-  private deploy(name: string, plan: SitePlan, overlayDir?: string): void {
+  private deploy(name: string, plan: SitePlan, overlayDir?: string): k8s.kustomize.v2.Directory | KubectlApply {
     const dir = path.resolve(overlayDir ?? path.join(".gitops-rings", "sites", plan.site));
     const images = this.services.apply((services) =>
       // Every service is pinned; Kustomize leaves entries no container names (a base image) unused.
@@ -195,7 +202,7 @@ export class Site extends pulumi.ComponentResource {
         const { renderOverlay } = await import("../../lib/kubectl");
         return (await renderOverlay(dir, { kubeconfig })).yaml;
       });
-      new KubectlApply(`${name}-apply`, { manifests, kubeconfig }, { parent: this });
+      return new KubectlApply(`${name}-apply`, { manifests, kubeconfig }, { parent: this });
     } else {
       // The provider renders the directory on every update (its children carry the diff);
       // resolve the path only after the files are written.
@@ -203,7 +210,7 @@ export class Site extends pulumi.ComponentResource {
         writeSiteOverlay(dir, o);
         return dir;
       });
-      new k8s.kustomize.v2.Directory(
+      return new k8s.kustomize.v2.Directory(
         `${name}-apply`,
         { directory, namespace: plan.environment.namespace },
         { parent: this },

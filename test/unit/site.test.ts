@@ -1,0 +1,220 @@
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import type { SitePlan, ServiceStep } from "../../lib/site";
+
+// Pulumi mocks (STYLE.md rule 9): record every resource, give docker-build Images and the
+// dynamic BuildkitImage a digest as their provider would, and refuse calls we did not expect.
+interface Recorded {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+  parent?: string;
+}
+let recorded: Recorded[] = [];
+const digestOf = (name: string) =>
+  `sha256:${Buffer.from(name.padEnd(32, "-").slice(0, 32)).toString("hex")}`;
+
+pulumi.runtime.setMocks(
+  {
+    newResource(args: pulumi.runtime.MockResourceArgs) {
+      recorded.push({ type: args.type, name: args.name, inputs: args.inputs });
+      const state: Record<string, unknown> = { ...args.inputs };
+      if (args.type === "docker-build:index:Image" || args.type.endsWith("dynamic/service:BuildkitImage")) {
+        state.digest = digestOf(args.name);
+      }
+      return { id: `${args.name}-id`, state };
+    },
+    call(args: pulumi.runtime.MockCallArgs) {
+      throw new Error(`unexpected call ${args.token}`);
+    },
+  },
+  "gitops-rings",
+  "dev-developers",
+  false,
+);
+
+const sha = (c: string) => `sha256:${c.repeat(64)}`;
+
+function step(service: string, overrides: Partial<ServiceStep> = {}): ServiceStep {
+  return {
+    service,
+    repository: `127.0.0.1:5001/example/${service}`,
+    action: "build",
+    reason: "new",
+    version: "0.1.0",
+    revision: `v1:sha256:${"0".repeat(64)}`,
+    labels: { "org.opencontainers.image.version": "0.1.0" },
+    dependencies: {},
+    dependencyArgs: {},
+    build: {
+      context: `/repo/app/services/${service}`,
+      dockerfile: `/repo/app/services/${service}/Dockerfile`,
+      buildArgs: {},
+      platforms: ["linux/amd64"],
+    },
+    sources: [],
+    ...overrides,
+  };
+}
+
+function plan(overrides: Partial<SitePlan>, overlayRoot: string): SitePlan {
+  return {
+    site: "dev-developers",
+    project: "example",
+    registry: "127.0.0.1:5001",
+    ring: "developers",
+    rings: ["developers", "testers"],
+    nextRing: "testers",
+    environment: { name: "dev", overlay: path.join(overlayRoot, "overlays/dev"), namespace: "example-dev" },
+    build: true,
+    builder: { kind: "docker-build" },
+    deployer: { kind: "kubernetes" },
+    services: [
+      step("base"),
+      step("backend", {
+        dependencies: { base: "0.1.0" },
+        dependencyArgs: { BASE: "base" },
+        labels: { "dependency.base": "0.1.0" },
+      }),
+    ],
+    release: { repository: "127.0.0.1:5001/example/release", action: "build", version: "0.1.0" },
+    deploy: { images: {} },
+    table: "plan",
+    ...overrides,
+  };
+}
+
+const output = <T>(o: pulumi.Output<T>): Promise<T> =>
+  new Promise((resolve) => o.apply((v) => resolve(v)));
+
+/** Waits until every child of the site is registered (the last ones wait for digests). */
+async function registered(site: import("../../components/site/site").Site): Promise<void> {
+  await output(site.deployment.urn);
+  if (site.ringPointer) await output(site.ringPointer.urn);
+}
+
+describe("Site (Pulumi mocks)", () => {
+  let Site: typeof import("../../components/site/site").Site;
+  let tmp: string;
+
+  before(async () => {
+    ({ Site } = await import("../../components/site/site"));
+  });
+  beforeEach(() => {
+    recorded = [];
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "site-test-"));
+  });
+  afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it("GIVEN a building site WHEN constructed THEN builds in dependency order with FROM by digest, pushes the release and moves the ring", async () => {
+    const site = new Site("dev-developers", { plan: plan({}, tmp), overlayDir: path.join(tmp, "out") });
+    await registered(site);
+    const services = await output(site.services);
+
+    const images = recorded.filter((r) => r.type === "docker-build:index:Image");
+    assert.deepEqual(
+      images.map((r) => r.name),
+      ["dev-developers-base", "dev-developers-backend", "dev-developers-release"],
+    );
+    const backend = images[1].inputs;
+    assert.deepEqual(backend.tags, ["127.0.0.1:5001/example/backend:0.1.0"]);
+    assert.equal(backend.push, true);
+    assert.deepEqual(backend.buildArgs, {
+      BASE: `127.0.0.1:5001/example/base@${digestOf("dev-developers-base")}`,
+    });
+    const release = images[2].inputs as { labels: Record<string, string>; tags: string[] };
+    assert.deepEqual(release.tags, ["127.0.0.1:5001/example/release:0.1.0"]);
+    assert.equal(release.labels["io.gitops-rings.service.backend.digest"], digestOf("dev-developers-backend"));
+    assert.equal(release.labels["io.gitops-rings.release.version"], "0.1.0");
+
+    const pointer = recorded.find((r) => r.type === "pulumi-nodejs:dynamic/ring:RingPointer");
+    assert.ok(pointer, "a ring pointer is declared");
+    assert.equal(pointer.name, "dev-developers-ring-developers");
+    assert.equal(pointer.inputs.version, "0.1.0");
+    assert.equal(pointer.inputs.digest, digestOf("dev-developers-release"));
+
+    assert.equal(services.backend.ref, `127.0.0.1:5001/example/backend@${digestOf("dev-developers-backend")}`);
+    assert.equal(services.backend.why, "built (new)");
+  });
+
+  it("GIVEN the kubernetes deployer WHEN constructed THEN the generated overlay pins every image by digest and a kustomize Directory applies it", async () => {
+    const out = path.join(tmp, "out");
+    const site = new Site("dev-developers", { plan: plan({}, tmp), overlayDir: out });
+    await registered(site);
+    const dir = recorded.find((r) => r.type === "kubernetes:kustomize/v2:Directory");
+    assert.ok(dir, "a kustomize.v2.Directory is declared");
+    assert.equal(dir.inputs.directory, out);
+    assert.equal(dir.inputs.namespace, "example-dev");
+    const kustomization = fs.readFileSync(path.join(out, "kustomization.yaml"), "utf8");
+    assert.match(kustomization, new RegExp(`digest: ${digestOf("dev-developers-backend")}`));
+    assert.match(kustomization, /newName: 127\.0\.0\.1:5001\/example\/backend\n/);
+    assert.match(kustomization, /- \.\.\/overlays\/dev\n/);
+    assert.match(kustomization, /gitops-rings\.io\/release: 0\.1\.0/);
+  });
+
+  it("GIVEN images the ring already has WHEN the site reuses them THEN it declares no image and deploys the same digests", async () => {
+    const site = new Site("dev-testers", {
+      plan: plan(
+        {
+          site: "dev-testers",
+          ring: "testers",
+          build: false,
+          services: [],
+          deploy: {
+            release: "0.1.0",
+            images: {
+              backend: {
+                repository: "127.0.0.1:5001/example/backend",
+                digest: sha("b"),
+                version: "0.1.0",
+                sources: [],
+                why: "ring testers",
+              },
+            },
+          },
+        },
+        tmp,
+      ),
+      overlayDir: path.join(tmp, "out"),
+    });
+    await registered(site);
+    const services = await output(site.services);
+    assert.equal(await output(site.release), "0.1.0");
+    assert.equal(recorded.filter((r) => r.type === "docker-build:index:Image").length, 0);
+    assert.equal(recorded.filter((r) => r.type.endsWith("RingPointer")).length, 0);
+    assert.equal(services.backend.ref, `127.0.0.1:5001/example/backend@${sha("b")}`);
+  });
+
+  it("GIVEN the buildctl builder WHEN constructed THEN images are BuildkitImage resources with the same labels and FROM by digest", async () => {
+    const site = new Site("dev-developers", {
+      plan: plan({ builder: { kind: "buildctl", addr: "tcp://127.0.0.1:1234" } }, tmp),
+      overlayDir: path.join(tmp, "out"),
+    });
+    await output(site.releaseImage!.digest);
+    await output(site.ringPointer!.urn);
+    const images = recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/service:BuildkitImage");
+    assert.deepEqual(
+      images.map((r) => r.name),
+      ["dev-developers-base", "dev-developers-backend", "dev-developers-release"],
+    );
+    assert.equal(images[1].inputs.tag, "0.1.0");
+    assert.deepEqual(images[1].inputs.buildArgs, {
+      BASE: `127.0.0.1:5001/example/base@${digestOf("dev-developers-base")}`,
+    });
+    assert.equal(recorded.filter((r) => r.type === "docker-build:index:Image").length, 0);
+  });
+
+  it("GIVEN a reuse step without a digest WHEN constructed THEN it fails naming the service and version", () => {
+    assert.throws(
+      () =>
+        new Site("bad", {
+          plan: plan({ services: [step("base", { action: "reuse", reason: "unchanged" })] }, tmp),
+          overlayDir: path.join(tmp, "out"),
+        }),
+      /service base: reusing version 0\.1\.0 needs its digest/,
+    );
+  });
+});
