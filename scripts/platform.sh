@@ -87,9 +87,20 @@ EOF
   chmod +x "$d/pulumi-resource-pulumi-nodejs"
 }
 
+# The example application's base image is Debian's busybox-static (nothing is pulled from
+# the internet); stage it into the base service's build context.
+stage_example_app() {
+  local target="$root/app/services/base/rootfs/bin/busybox"
+  if ! cmp -s /bin/busybox "$target" 2>/dev/null; then
+    mkdir -p "$(dirname "$target")"
+    cp /bin/busybox "$target"
+  fi
+}
+
 cmd_tools() {
   mkdir -p "$tools"
   ensure_debian
+  stage_example_app
   ensure_node
   ensure_go_tool buildkit "$buildkit_bin"
   ensure_go_tool etcd "$etcd_bin"
@@ -258,7 +269,7 @@ start_kubernetes() {
     "$kube_bin/kube-controller-manager" --kubeconfig "$kc" --authentication-kubeconfig "$kc" \
     --authorization-kubeconfig "$kc" --leader-elect=false --bind-address 127.0.0.1 \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
-    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-route,-service,-persistentvolume-binder,-attachdetach' \
+    --controllers '*,-nodeipam,-cloud-node-lifecycle,-route,-service,-persistentvolume-binder,-attachdetach' \
     --use-service-account-credentials=false
   start kube-scheduler "$curl_k -k https://127.0.0.1:10259/healthz" \
     "$kube_bin/kube-scheduler" --kubeconfig "$kc" --authentication-kubeconfig "$kc" \
@@ -301,6 +312,8 @@ export PULUMI_CONFIG_PASSPHRASE="$DEV_PASSPHRASE"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export GITOPS_RINGS_REGISTRY="127.0.0.1:$REGISTRY_PORT"
+# The local platform builds with buildctl and deploys with kubectl (README, "The local platform").
+export GITOPS_RINGS_PLATFORM=local
 EOF
 }
 
