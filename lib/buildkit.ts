@@ -23,6 +23,8 @@ export interface BuildkitBuild {
   readonly context: string;
   readonly dockerfile: string;
   readonly buildArgs?: Readonly<Record<string, string>>;
+  /** Named contexts by the image name the Dockerfile uses, e.g. `base` → `docker-image://…@sha256:…`. */
+  readonly namedContexts?: Readonly<Record<string, string>>;
   readonly labels?: Readonly<Record<string, string>>;
   readonly target?: string;
   /** @default ["linux/amd64"] */
@@ -72,6 +74,7 @@ export function buildctlArgs(build: BuildkitBuild, metadataFile: string): string
   if (build.target) args.push("--opt", `target=${build.target}`);
   for (const [k, v] of Object.entries(build.buildArgs ?? {}).sort())
     args.push("--opt", `build-arg:${k}=${v}`);
+  for (const [k, v] of Object.entries(build.namedContexts ?? {}).sort()) args.push("--opt", `context:${k}=${v}`);
   for (const [k, v] of Object.entries(build.labels ?? {}).sort())
     args.push("--opt", `label:${k}=${v}`);
   const output = [`type=image`, `name=${build.repository}`, `push=true`, `push-by-digest=true`];

@@ -64,7 +64,8 @@ export function objectRefs(yaml: string): ObjectRef[] {
     .map((o) => ({
       apiVersion: o.apiVersion,
       kind: o.kind,
-      namespace: o.metadata?.namespace,
+      // Absent, not undefined: the engine's protobuf structs have no undefined.
+      ...(o.metadata?.namespace ? { namespace: o.metadata.namespace } : {}),
       name: o.metadata?.name,
     }));
 }

@@ -4,7 +4,29 @@
  * computes it with {@link prepareSite} in an explicit async step, then hands it to the Site
  * component, which only wires resources.
  */
-import type { ImageRecord, SourceCommit } from "./types";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  parseRepositoryConfig,
+  parseSiteConfig,
+  servicePaths,
+  siteValuesFromConfigMap,
+  type Policy as ConfigPolicy,
+  type Pin,
+  type RepositoryConfig,
+  type ServiceConfig,
+  type SiteConfig,
+} from "./config";
+import { computeRevisionInput } from "./revision";
+import { serviceImagesOf } from "./dockerfile";
+import { checkout, resolveBranch } from "./git";
+import type { ImageLabelInput } from "./labels";
+import { formatPlan, planRelease, type PlanServiceInput } from "./plan";
+import { selectImage, type Policy } from "./policies";
+import { RegistryClient } from "./registry";
+import { StateStore } from "./state-store";
+import type { ImageRecord, ReleaseRecord, SourceCommit } from "./types";
+import { nextRing } from "./version";
 
 /** What an update does with one image. */
 export type ImageAction = "build" | "keep" | "reuse";
@@ -32,15 +54,27 @@ export interface ServiceStep {
   readonly currentVersion?: string;
   /** The version this update gives the image (the current one when not building). */
   readonly version: string;
-  readonly revision: string;
+  /**
+   * The revision, when known up front; absent when a dependency rebuilds in this update, as
+   * the revision covers the dependency's new digest (the Site computes it from `content`).
+   */
+  readonly revision?: string;
+  /** The content digest of the revision (lib/revision.ts), without dependency digests. */
+  readonly content: string;
   /** The existing image's digest, for `reuse` (and `keep`, where it is the expected result). */
   readonly digest?: string;
-  /** Labels of the image, all plain (lib/labels.ts imageLabels). */
-  readonly labels: Readonly<Record<string, string>>;
+  /** Everything lib/labels.ts `imageLabels` needs but the revision. */
+  readonly labelInput: Omit<ImageLabelInput, "revision">;
   /** Versions of the dependency images, by service name (the `dependency.*` labels). */
   readonly dependencies: Readonly<Record<string, string>>;
-  /** Build args whose value is a dependency image, mapped to that dependency's service name. */
+  /** Build args whose value is a dependency image (`FROM ${BASE}`), mapped to that dependency's service name. */
   readonly dependencyArgs: Readonly<Record<string, string>>;
+  /**
+   * Image names the Dockerfile uses for a dependency as written (`FROM base`), mapped to that
+   * dependency's service name; the build passes each as a named context
+   * (`docker-image://<repo>@<digest>`), which BuildKit substitutes for the name.
+   */
+  readonly namedContexts: Readonly<Record<string, string>>;
   readonly build: {
     /** Absolute path. */
     readonly context: string;
@@ -101,4 +135,300 @@ export interface SitePlan {
   };
   /** The release plan as a table (lib/plan.ts formatPlan). */
   readonly table: string;
+}
+
+/** Where a previous update of this stack left its image resources (the `builtImages` output). */
+export type BuiltImages = Readonly<Record<string, { readonly version: string; readonly digest: string }>>;
+
+/** Options of {@link prepareSite}. */
+export interface PrepareOptions {
+  /** The version repository root (holds `gitops-rings.yaml`). */
+  readonly root: string;
+  /** The stack name: the site. */
+  readonly stack: string;
+  /** The stack's whole config map (`pulumi.runtime.allConfig()`): keys `gitops-rings:<key>`. */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** What this stack's previous update built (its `builtImages` output). @default {} */
+  readonly previous?: BuiltImages;
+  /** Environment: `GITOPS_RINGS_PLATFORM`, `BUILDKIT_HOST`, `KUBECONFIG`, `GITOPS_RINGS_BUILDX_BUILDER`. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly client?: RegistryClient;
+}
+
+/** The file names used in error messages, relative to the repository root. */
+export const REPOSITORY_FILE = "gitops-rings.yaml";
+export const stackFile = (stack: string) => `stacks/Pulumi.${stack}.yaml`;
+
+/**
+ * Reads and validates the repository and site config (no I/O beyond the repository file).
+ * @throws {ConfigError} naming file, key and value (DESIGN.md invariant 6).
+ */
+export function readConfig(
+  root: string,
+  stack: string,
+  config: Readonly<Record<string, unknown>>,
+): { repo: RepositoryConfig; site: SiteConfig } {
+  const text = fs.readFileSync(path.join(root, REPOSITORY_FILE), "utf8");
+  const repo = parseRepositoryConfig(text, REPOSITORY_FILE);
+  const site = parseSiteConfig(siteValuesFromConfigMap(config), stackFile(stack), repo);
+  return { repo, site };
+}
+
+/** The builder and deployer for an environment (README, "The local platform"). */
+export function platformOf(env: Readonly<Record<string, string | undefined>>): {
+  builder: ImageBuilder;
+  deployer: Deployer;
+} {
+  if (env.GITOPS_RINGS_PLATFORM === "local") {
+    return {
+      builder: { kind: "buildctl", addr: env.BUILDKIT_HOST ?? "tcp://127.0.0.1:1234" },
+      deployer: { kind: "kubectl", ...(env.KUBECONFIG ? { kubeconfig: env.KUBECONFIG } : {}) },
+    };
+  }
+  if (env.GITOPS_RINGS_PLATFORM !== undefined && env.GITOPS_RINGS_PLATFORM !== "") {
+    throw new Error(`GITOPS_RINGS_PLATFORM: "${env.GITOPS_RINGS_PLATFORM}" is not "local" (or unset)`);
+  }
+  const name = env.GITOPS_RINGS_BUILDX_BUILDER;
+  return { builder: { kind: "docker-build", ...(name ? { name } : {}) }, deployer: { kind: "kubernetes" } };
+}
+
+/** The source commits of a service: pinned in stack config, pinned in the service, or the branch head. */
+async function resolveSources(service: ServiceConfig, site: SiteConfig): Promise<SourceCommit[]> {
+  return Promise.all(
+    service.sources.map(async (src) => ({
+      name: src.name,
+      url: src.url,
+      commit:
+        site.sourceCommits[`${service.name}/${src.name}`] ??
+        src.commit ??
+        (await resolveBranch(src.url, src.branch as string)),
+    })),
+  );
+}
+
+/**
+ * Computes the whole plan of one site's update, reading the registry, git and the build
+ * contexts but changing nothing (DESIGN.md flows 1, 2, 4, 5, 7; preview runs it too).
+ * @throws {ConfigError} for bad config, Dockerfiles or dependency cycles, before any resource
+ *   exists (invariant 6); Error naming the ring, service or policy when the registry lacks
+ *   what the site asks for.
+ */
+export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
+  const env = options.env ?? process.env;
+  const { repo, site } = readConfig(options.root, options.stack, options.config);
+  const registry = site.registry ?? repo.registry;
+  const client = options.client ?? new RegistryClient();
+  const store = new StateStore({ registry, project: repo.project, rings: repo.rings, client, vendor: repo.vendor });
+  const environment = repo.environments[site.environment];
+  const base = {
+    site: options.stack,
+    project: repo.project,
+    ...(repo.vendor !== undefined ? { vendor: repo.vendor } : {}),
+    registry,
+    ring: site.ring,
+    rings: repo.rings,
+    nextRing: nextRing(repo.rings, site.ring) ?? "post",
+    environment: {
+      name: environment.name,
+      overlay: path.resolve(options.root, environment.overlay),
+      namespace: environment.namespace,
+    },
+    ...platformOf(env),
+  };
+  return site.build
+    ? planBuild(options, repo, site, store, base)
+    : planDeploy(repo, site, store, client, base);
+}
+
+type PlanBase = Omit<SitePlan, "build" | "services" | "release" | "deploy" | "table">;
+
+async function planBuild(
+  options: PrepareOptions,
+  repo: RepositoryConfig,
+  site: SiteConfig,
+  store: StateStore,
+  base: PlanBase,
+): Promise<SitePlan> {
+  const previous = options.previous ?? {};
+  const images = serviceImagesOf(repo, site.registry);
+  const reads = Object.fromEntries(
+    await Promise.all(
+      Object.values(repo.services).map(async (service) => {
+        const sources = await resolveSources(service, site);
+        const checkouts = Object.fromEntries(
+          await Promise.all(
+            service.sources.map(async (src, i) => [src.name, await checkout(src.url, sources[i].commit)] as const),
+          ),
+        );
+        const paths = servicePaths(options.root, service, checkouts);
+        const read = await computeRevisionInput(paths.context, paths.dockerfile, {
+          buildArgs: service.buildArgs,
+          target: service.target,
+          platforms: service.platforms,
+          services: images,
+          label: path.relative(options.root, paths.dockerfile) || paths.dockerfile,
+        });
+        return [service.name, { service, sources, paths, ...read }] as const;
+      }),
+    ),
+  );
+  const current = await store.readRing(site.ring);
+  const after = nextRing(repo.rings, site.ring);
+  const next = after !== undefined ? await store.readRing(after) : undefined;
+  const inputs: Record<string, PlanServiceInput> = {};
+  for (const [name, r] of Object.entries(reads)) {
+    inputs[name] = { content: r.input.content, dependencies: r.build.dependencies };
+  }
+  const plan = planRelease({ repository: repo, site, current, ...(next ? { next } : {}), services: inputs });
+  const versions = Object.fromEntries(plan.services.map((p) => [p.service, p.nextVersion]));
+  const kept = (key: string, version: string, digest?: string) =>
+    previous[key] !== undefined && previous[key].version === version && previous[key].digest === digest;
+
+  const services: ServiceStep[] = plan.services.map((p) => {
+    const r = reads[p.service];
+    const refs = r.build.info.references.filter((ref) => ref.via === "from");
+    const action: ImageAction = p.action === "build" ? "build" : kept(p.service, p.nextVersion, p.digest) ? "keep" : "reuse";
+    return {
+      service: p.service,
+      repository: store.repositoryOf(r.service.image),
+      action,
+      reason: p.reason,
+      ...(p.currentVersion !== undefined ? { currentVersion: p.currentVersion } : {}),
+      version: p.nextVersion,
+      ...(p.revision !== undefined ? { revision: p.revision } : {}),
+      content: r.input.content,
+      ...(p.digest !== undefined ? { digest: p.digest } : {}),
+      labelInput: {
+        project: repo.project,
+        image: r.service.image,
+        version: p.nextVersion,
+        dependencies: Object.fromEntries(p.dependencies.map((d) => [d, versions[d]])),
+        sources: r.sources,
+        ...(repo.vendor !== undefined ? { vendor: repo.vendor } : {}),
+        extra: r.service.labels,
+      },
+      dependencies: Object.fromEntries(p.dependencies.map((d) => [d, versions[d]])),
+      dependencyArgs: Object.fromEntries(refs.filter((ref) => ref.arg).map((ref) => [ref.arg as string, ref.service])),
+      namedContexts: Object.fromEntries(refs.filter((ref) => !ref.arg).map((ref) => [ref.ref, ref.service])),
+      build: {
+        context: r.paths.context,
+        dockerfile: r.paths.dockerfile,
+        buildArgs: r.service.buildArgs,
+        ...(r.service.target !== undefined ? { target: r.service.target } : {}),
+        platforms: r.service.platforms,
+      },
+      sources: r.sources,
+    };
+  });
+  const currentRelease = current.release;
+  const releaseAction: ImageAction = plan.release.changed
+    ? "build"
+    : kept("release", plan.release.nextVersion, currentRelease?.digest)
+      ? "keep"
+      : "reuse";
+  return {
+    ...base,
+    build: true,
+    services,
+    release: {
+      repository: store.releaseRepository,
+      action: releaseAction,
+      ...(plan.release.currentVersion !== undefined ? { currentVersion: plan.release.currentVersion } : {}),
+      version: plan.release.nextVersion,
+      ...(currentRelease && !plan.release.changed ? { digest: currentRelease.digest } : {}),
+    },
+    deploy: { images: {} },
+    table: formatPlan(plan),
+  };
+}
+
+/** A config pin or policy as lib/policies.ts selects it. */
+function policyOf(choice: Pin | ConfigPolicy, service: ServiceConfig): Policy {
+  if ("version" in choice) return { kind: "semver", range: `=${choice.version}` };
+  if ("digest" in choice) return { kind: "digest", digest: choice.digest };
+  if ("tag" in choice) return { kind: "tag", tag: choice.tag };
+  // Prereleases match when the range names one (semver's rule, lib/policies.ts rangeWantsPrerelease).
+  if ("semver" in choice) return { kind: "semver", range: choice.semver };
+  const source = service.sources[0];
+  if (source === undefined) {
+    throw new Error(`service ${service.name}: a gitRevision policy needs a source repository`);
+  }
+  return {
+    kind: "gitRevision",
+    source: source.name,
+    url: source.url,
+    branch: choice.gitRevision.branch,
+    ...(choice.gitRevision.tagPrefix !== undefined ? { tagPrefix: choice.gitRevision.tagPrefix } : {}),
+  };
+}
+
+async function planDeploy(
+  repo: RepositoryConfig,
+  site: SiteConfig,
+  store: StateStore,
+  client: RegistryClient,
+  base: PlanBase,
+): Promise<SitePlan> {
+  let release: ReleaseRecord | undefined;
+  let followed: string;
+  if (site.release !== undefined) {
+    release = await store.readRelease(site.release);
+    followed = `release ${site.release} (pinned)`;
+  } else {
+    release = (await store.readRing(site.ring)).release;
+    followed = `ring ${site.ring}`;
+  }
+  const ring = { ring: site.ring, ...(release ? { release } : {}) };
+  const images: Record<string, DeployImage> = {};
+  await Promise.all(
+    Object.values(repo.services).map(async (service) => {
+      const repository = store.repositoryOf(service.image);
+      const choice = site.pins[service.name] ?? site.policies[service.name];
+      if (choice === undefined) {
+        const record: ImageRecord | undefined = release?.services[service.name];
+        if (!record) {
+          throw new Error(
+            release
+              ? `${stackFile(base.site)}: ${followed} has no service ${service.name}`
+              : `${stackFile(base.site)}: ring ${site.ring} has no release yet; ` +
+                  `build one on a site of the first ring or promote one (npm run rings -- promote <ring>)`,
+          );
+        }
+        images[service.name] = {
+          repository: record.repository,
+          digest: record.digest,
+          version: record.version,
+          revision: record.revision,
+          sources: record.sources,
+          why: followed,
+        };
+        return;
+      }
+      const selection = await selectImage({
+        service: service.name,
+        repository,
+        policy: policyOf(choice, service),
+        ring,
+        client,
+      });
+      images[service.name] = {
+        repository,
+        digest: selection.digest,
+        ...(selection.version !== undefined ? { version: selection.version } : {}),
+        sources: [],
+        why: `${site.pins[service.name] ? "pin" : "policy"}: ${selection.why}`,
+      };
+    }),
+  );
+  const rows = Object.keys(images)
+    .sort()
+    .map((name) => `${name.padEnd(12)}  ${(images[name].version ?? "-").padEnd(10)}  ${images[name].why}`);
+  return {
+    ...base,
+    build: false,
+    services: [],
+    release: { repository: store.releaseRepository, action: "reuse", version: release?.version ?? "" },
+    deploy: { ...(release ? { release: release.version } : {}), images },
+    table: [`Deploy plan for site ${base.site} (${followed})`, `${"SERVICE".padEnd(12)}  ${"VERSION".padEnd(10)}  WHY`, ...rows].join("\n"),
+  };
 }

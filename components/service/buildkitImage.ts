@@ -10,6 +10,8 @@ export interface BuildkitImageInputs {
   /** Absolute path of the Dockerfile. */
   readonly dockerfile: string;
   readonly buildArgs: Record<string, string>;
+  /** Named contexts (`docker-image://…`) by the name the Dockerfile uses. */
+  readonly namedContexts: Record<string, string>;
   readonly labels: Record<string, string>;
   readonly target?: string;
   readonly platforms: string[];

@@ -32,6 +32,11 @@ export interface ServiceBuild {
    * @default {}
    */
   readonly dependencyArgs?: Readonly<Record<string, pulumi.Input<string>>>;
+  /**
+   * Named build contexts, `docker-image://<repo>@sha256:…` by the image name the Dockerfile
+   * writes (`FROM base`): BuildKit builds FROM the named context instead. @default {}
+   */
+  readonly namedContexts?: Readonly<Record<string, pulumi.Input<string>>>;
   /** @default { kind: "docker-build" } */
   readonly builder?: ImageBuilder;
   readonly registries?: readonly RegistryCredentials[];
@@ -53,7 +58,7 @@ export interface ServiceImageArgs {
   /** The semver this image has (the next version when building; lib/version.ts). */
   readonly version: string;
   /** The revision of what the image is built from (lib/revision.ts), `v1:sha256:…`. */
-  readonly revision: string;
+  readonly revision: pulumi.Input<string>;
   /** Digest of the existing image; required when `action` is `reuse`. */
   readonly digest?: string;
   /**
@@ -61,7 +66,7 @@ export interface ServiceImageArgs {
    * the service's own). Values may be Outputs (a dependency version is known up front, so they
    * are plain in practice).
    */
-  readonly labels: Readonly<Record<string, pulumi.Input<string>>>;
+  readonly labels: pulumi.Input<Readonly<Record<string, pulumi.Input<string>>>>;
   /** Required when `action` is `build` or `keep`. */
   readonly build?: ServiceBuild;
 }
@@ -155,6 +160,7 @@ export function buildImage(name: string, req: ImageBuildRequest): dockerbuild.Im
       name,
       {
         addr: builder.addr,
+        namedContexts: pulumi.output(req.namedContexts ?? {}),
         context: req.context,
         dockerfile: req.dockerfile,
         buildArgs: pulumi.output(buildArgs),
@@ -171,7 +177,12 @@ export function buildImage(name: string, req: ImageBuildRequest): dockerbuild.Im
   return new dockerbuild.Image(
     name,
     {
-      context: { location: req.context },
+      context: {
+        location: req.context,
+        named: pulumi
+          .output(req.namedContexts ?? {})
+          .apply((named) => Object.fromEntries(Object.entries(named).map(([k, v]) => [k, { location: v }]))),
+      },
       dockerfile: { location: req.dockerfile },
       buildArgs,
       target: req.target,

@@ -1,7 +1,8 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { releaseLabels } from "../../lib/labels";
+import { imageLabels, releaseLabels } from "../../lib/labels";
+import { revisionOf } from "../../lib/revision";
 import { writeSiteOverlay, type PinnedImage } from "../../lib/kustomize";
 import type { SitePlan, ServiceStep } from "../../lib/site";
 import type { ImageRecord } from "../../lib/types";
@@ -51,6 +52,12 @@ export class Site extends pulumi.ComponentResource {
   public readonly services: pulumi.Output<Record<string, DeployedService>>;
   /** The release plan as a table (what preview prints; DESIGN.md flow 7). */
   public readonly plan: pulumi.Output<string>;
+  /**
+   * The images whose resources this stack declares (built now or kept from an earlier update),
+   * by service name and `release`: the next update declares them again with the same inputs
+   * instead of dropping them (lib/site.ts `BuiltImages`).
+   */
+  public readonly builtImages: pulumi.Output<Record<string, { version: string; digest: string }>>;
   public readonly images: Record<string, ServiceImage> = {};
   /** The release, when the site builds. */
   public readonly releaseImage?: Release;
@@ -69,11 +76,11 @@ export class Site extends pulumi.ComponentResource {
       for (const step of plan.services) {
         const image = this.serviceImage(name, plan, step);
         this.images[step.service] = image;
-        deployed[step.service] = pulumi.all([image.digest, image.ref]).apply(([digest, ref]) => ({
+        deployed[step.service] = pulumi.all([image.digest, image.ref, image.revision]).apply(([digest, ref, revision]) => ({
           version: step.version,
           digest,
           ref,
-          revision: step.revision,
+          revision,
           sources: [...step.sources],
           why: step.action === "build" ? `built (${step.reason})` : `ring ${plan.ring} (${step.reason})`,
         }));
@@ -82,13 +89,13 @@ export class Site extends pulumi.ComponentResource {
         Object.fromEntries(
           plan.services.map((s) => [
             s.service,
-            this.images[s.service].digest.apply(
-              (digest): ImageRecord => ({
+            pulumi.all([this.images[s.service].digest, this.images[s.service].revision]).apply(
+              ([digest, revision]): ImageRecord => ({
                 service: s.service,
                 repository: s.repository,
                 version: s.version,
                 digest,
-                revision: s.revision,
+                revision,
                 dependencies: s.dependencies,
                 sources: s.sources,
               }),
@@ -139,26 +146,57 @@ export class Site extends pulumi.ComponentResource {
       }
     }
 
+    const built: Record<string, pulumi.Output<{ version: string; digest: string }>> = {};
+    for (const step of plan.build ? plan.services : []) {
+      if (step.action !== "reuse") {
+        built[step.service] = this.images[step.service].digest.apply((digest) => ({ version: step.version, digest }));
+      }
+    }
+    if (this.releaseImage && plan.release.action !== "reuse") {
+      built.release = this.releaseImage.digest.apply((digest) => ({ version: plan.release.version, digest }));
+    }
+    this.builtImages = pulumi.all(built);
     this.services = pulumi.all(deployed);
     this.release = releaseVersion;
     this.plan = pulumi.output(plan.table);
     this.deployment = this.deploy(name, plan, args.overlayDir);
-    this.registerOutputs({ release: this.release, services: this.services, plan: this.plan });
+    this.registerOutputs({
+      release: this.release,
+      services: this.services,
+      plan: this.plan,
+      builtImages: this.builtImages,
+    });
   }
 
   private serviceImage(name: string, plan: SitePlan, step: ServiceStep): ServiceImage {
+    const dependency = (service: string): ServiceImage => {
+      const image = this.images[service];
+      if (!image) {
+        throw new pulumi.ResourceError(
+          `service ${step.service}: dependency ${service} comes later in the build order`,
+          this,
+        );
+      }
+      return image;
+    };
     const dependencyArgs = Object.fromEntries(
-      Object.entries(step.dependencyArgs).map(([arg, dependency]) => {
-        const image = this.images[dependency];
-        if (!image) {
-          throw new pulumi.ResourceError(
-            `service ${step.service}: dependency ${dependency} (build arg ${arg}) comes later in the build order`,
-            this,
-          );
-        }
-        return [arg, image.ref];
-      }),
+      Object.entries(step.dependencyArgs).map(([arg, service]) => [arg, dependency(service).ref]),
     );
+    const namedContexts = Object.fromEntries(
+      Object.entries(step.namedContexts).map(([ref, service]) => [
+        ref,
+        pulumi.interpolate`docker-image://${dependency(service).ref}`,
+      ]),
+    );
+    // The revision covers the digests of the images built FROM (lib/revision.ts); when a
+    // dependency is rebuilt in this update, they are known only once it is pushed.
+    const revision: pulumi.Output<string> =
+      step.revision !== undefined
+        ? pulumi.output(step.revision)
+        : pulumi
+            .all(Object.fromEntries(Object.keys(step.dependencies).map((d) => [d, dependency(d).digest])))
+            .apply((digests) => revisionOf({ content: step.content }, digests));
+    const labels = revision.apply((r) => imageLabels({ ...step.labelInput, revision: r }));
     return new ServiceImage(
       `${name}-${step.service}`,
       {
@@ -167,10 +205,10 @@ export class Site extends pulumi.ComponentResource {
         action: step.action,
         reason: step.reason,
         version: step.version,
-        revision: step.revision,
+        revision,
         digest: step.digest,
-        labels: step.labels,
-        build: { ...step.build, dependencyArgs, builder: plan.builder },
+        labels,
+        build: { ...step.build, dependencyArgs, namedContexts, builder: plan.builder },
       },
       { parent: this },
     );
