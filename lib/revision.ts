@@ -1,0 +1,360 @@
+/**
+ * The revision of a service image: a hash over what the image is built from (DESIGN.md,
+ * "revision"; GitOps seed 001: "A sha256 hash of the container file and sources extracted from
+ * COPY commands"). Same revision: same image, no rebuild (invariant 3).
+ *
+ * The revision is `v1:sha256:<hex>`, computed in two steps so that a plan can re-derive it
+ * without I/O when a dependency's digest is known:
+ *
+ * 1. the *content digest* (`sha256:<hex>`): sha256 over the versioned, sorted-key serialization
+ *    of the Dockerfile (git blob id of its bytes), each file COPY/ADD read (context-relative posix
+ *    path, `regular` | `executable` | `symlink`, git blob id of the content, or of the link
+ *    target), the build args, the target and the platforms (sorted). See {@link contentDigest}.
+ * 2. the *revision*: sha256 over the versioned serialization of the content digest and the
+ *    digests of the dependency images by service name. See {@link revisionOf}.
+ *
+ * No mtimes, no absolute paths, no machine-specific data: the same on every machine. Content
+ * hashes are git blob ids (sha1 of `blob <size>\0` + bytes), so that files of a clean git
+ * worktree can take their ids from the index (`git ls-files -s`) instead of being read: the
+ * fast path, which gives the same revision as reading every byte.
+ */
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Digest, Revision } from "./types";
+import { readBuild, type BuildRead, type ReadBuildOptions } from "./dockerfile";
+
+/** Version of the serialization; part of every hash and of the revision's prefix. */
+export const REVISION_FORMAT = 1;
+
+/** How a file enters an image: git's three file modes. */
+export type FileMode = "regular" | "executable" | "symlink";
+
+/** One context file as the revision sees it. */
+export interface RevisionFile {
+  /** Context-relative posix path. */
+  readonly path: string;
+  readonly mode: FileMode;
+  /** Git blob id (40 hex) of the content, or of the link target for a symlink. */
+  readonly blob: string;
+}
+
+/** Everything a revision covers except the dependency digests. */
+export interface RevisionInput {
+  /** Git blob id of the Dockerfile bytes. */
+  readonly dockerfile: string;
+  /** The files COPY/ADD read, sorted by path. */
+  readonly files: readonly RevisionFile[];
+  /** Build args, sorted by name. */
+  readonly buildArgs: Readonly<Record<string, string>>;
+  /** Target stage, when given. */
+  readonly target?: string;
+  /** Platforms, sorted, unique. */
+  readonly platforms: readonly string[];
+  /** {@link contentDigest} of the fields above. */
+  readonly content: Digest;
+}
+
+/** How the content of the files was found, for reports and tests. */
+export interface RevisionStats {
+  /** Files in the revision. */
+  readonly files: number;
+  /** Files whose blob id came from the git index (fast path). */
+  readonly fromGit: number;
+  /** Files read and hashed. */
+  readonly hashed: number;
+  /** Bytes read and hashed. */
+  readonly bytesHashed: number;
+}
+
+/** Options of {@link readRevisionInput}. */
+export interface RevisionOptions {
+  /** Use git blob ids for clean tracked files. @default true */
+  readonly git?: boolean;
+  /** Files read at once. @default 16 */
+  readonly concurrency?: number;
+}
+
+/**
+ * Serializes a value as JSON with object keys sorted at every level (STYLE.md rule 8).
+ * @param value plain JSON data (no undefined inside arrays).
+ * @returns canonical JSON text.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  const entries = Object.keys(value)
+    .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+  return `{${entries.join(",")}}`;
+}
+
+/**
+ * Git's blob id of some bytes: sha1 of `blob <length>\0` followed by the bytes.
+ * @param bytes the content.
+ * @returns 40 hex digits, as `git hash-object` prints.
+ */
+export function gitBlobId(bytes: Buffer | string): string {
+  const data = typeof bytes === "string" ? Buffer.from(bytes) : bytes;
+  return createHash("sha1").update(`blob ${data.length}\0`).update(data).digest("hex");
+}
+
+const SMALL_FILE = 1 << 20;
+
+/**
+ * Git's blob id of a file on disk, reading large files as a stream.
+ * @param file the path.
+ * @param size the size `lstat` gave, checked against the bytes read.
+ * @returns 40 hex digits.
+ * @throws {Error} when the file changes size while it is read.
+ */
+export async function hashFile(file: string, size: number): Promise<string> {
+  if (size <= SMALL_FILE) {
+    const bytes = await fs.promises.readFile(file);
+    if (bytes.length !== size) throw new Error(`${file} changed while it was read`);
+    return gitBlobId(bytes);
+  }
+  const hash = createHash("sha1").update(`blob ${size}\0`);
+  let read = 0;
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: SMALL_FILE })) {
+    read += (chunk as Buffer).length;
+    hash.update(chunk as Buffer);
+  }
+  if (read !== size) throw new Error(`${file} changed while it was read`);
+  return hash.digest("hex");
+}
+
+/**
+ * The content digest: sha256 over `gitops-rings revision v1\n` and the canonical JSON of
+ * `{buildArgs, dockerfile, files: [{blob, mode, path}], platforms, target}` (target `null`
+ * when not given), files sorted by path, platforms sorted.
+ * @param parts the revision input without its content digest.
+ * @returns `sha256:<64 hex>`.
+ */
+export function contentDigest(parts: Omit<RevisionInput, "content">): Digest {
+  const files = [...parts.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const document = canonicalJson({
+    buildArgs: parts.buildArgs,
+    dockerfile: parts.dockerfile,
+    files: files.map((f) => ({ blob: f.blob, mode: f.mode, path: f.path })),
+    platforms: [...new Set(parts.platforms)].sort(),
+    target: parts.target ?? null,
+  });
+  return `sha256:${sha256(`gitops-rings revision v${REVISION_FORMAT}\n${document}`)}`;
+}
+
+/**
+ * The revision of an image: sha256 over `gitops-rings revision v1\n` and the canonical JSON of
+ * `{content, dependencies}`, where dependencies maps each dependency's service name to the
+ * digest of the image built FROM. Pure and cheap: the plan calls it per service.
+ * @param input the revision input (only its content digest is used).
+ * @param dependencies digest of each dependency image, by service name.
+ * @returns `v1:sha256:<64 hex>`.
+ */
+export function revisionOf(
+  input: Pick<RevisionInput, "content">,
+  dependencies: Readonly<Record<string, Digest>>,
+): Revision {
+  const document = canonicalJson({ content: input.content, dependencies });
+  return `v${REVISION_FORMAT}:sha256:${sha256(`gitops-rings revision v${REVISION_FORMAT}\n${document}`)}`;
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** Runs a git command in a directory; resolves to stdout, or undefined when git fails. */
+function git(cwd: string, args: readonly string[], input?: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      "git",
+      [...args],
+      {
+        cwd,
+        maxBuffer: 1 << 30,
+        encoding: "utf8",
+        env: { ...process.env, GIT_OPTIONAL_LOCKS: "0" },
+      },
+      (err, stdout) => resolve(err ? undefined : stdout),
+    );
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+interface GitEntry {
+  readonly mode: string;
+  readonly blob: string;
+}
+
+/**
+ * Blob ids that git already knows for files of a context: tracked, unchanged in the worktree
+ * (`git status`), not marked assume-unchanged or skip-worktree, and with no attribute that
+ * makes the worktree bytes differ from the blob (`filter`, `text`, `eol`, `ident`,
+ * `working-tree-encoding`); none at all when `core.autocrlf` is on.
+ * @param context the build context directory.
+ * @param paths context-relative paths asked about.
+ * @returns usable entries by context-relative path; empty outside a git worktree.
+ */
+export async function gitKnownBlobs(
+  context: string,
+  paths: readonly string[],
+): Promise<Map<string, GitEntry>> {
+  const usable = new Map<string, GitEntry>();
+  const prefix = await git(context, ["rev-parse", "--show-prefix"]);
+  if (prefix === undefined || paths.length === 0) return usable;
+  const autocrlf = ((await git(context, ["config", "--get", "core.autocrlf"])) ?? "").trim();
+  if (autocrlf === "true" || autocrlf === "input") return usable;
+  const [listing, status] = await Promise.all([
+    git(context, ["ls-files", "-s", "-v", "-z", "--", "."]),
+    git(context, [
+      "status",
+      "--porcelain=v1",
+      "-z",
+      "--untracked-files=no",
+      "--ignore-submodules=all",
+      "--",
+      ".",
+    ]),
+  ]);
+  if (listing === undefined || status === undefined) return usable;
+  const wanted = new Set(paths);
+  const index = new Map<string, GitEntry>();
+  for (const record of listing.split("\0")) {
+    // "<tag> <mode> <blob> <stage>\t<path>"; tag H: cached, nothing special.
+    const m = /^(\S) (\d{6}) ([0-9a-f]{40}) (\d)\t(.*)$/s.exec(record);
+    if (!m || m[1] !== "H" || m[4] !== "0" || !wanted.has(m[5])) continue;
+    index.set(m[5], { mode: m[2], blob: m[3] });
+  }
+  const root = prefix.trim();
+  const records = status.split("\0");
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i];
+    if (record.length < 4) continue;
+    const x = record[0];
+    const rel = record.slice(3);
+    if (x === "R" || x === "C") i++; // the original path follows
+    if (record[1] !== " " && rel.startsWith(root)) index.delete(rel.slice(root.length));
+  }
+  if (index.size === 0) return usable;
+  const names = [...index.keys()];
+  const attrs = await git(
+    context,
+    ["check-attr", "-z", "--stdin", "filter", "text", "eol", "ident", "working-tree-encoding"],
+    names.map((n) => `${n}\0`).join(""),
+  );
+  if (attrs === undefined) return usable;
+  const converted = new Set<string>();
+  const fields = attrs.split("\0");
+  for (let i = 0; i + 2 < fields.length; i += 3) {
+    const [file, attr, value] = [fields[i], fields[i + 1], fields[i + 2]];
+    if (value === "unspecified" || (attr === "text" && value === "unset")) continue;
+    converted.add(file);
+  }
+  for (const [name, entry] of index) if (!converted.has(name)) usable.set(name, entry);
+  return usable;
+}
+
+/** Runs `fn` over `items` with at most `limit` running at once; results in input order. */
+async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/**
+ * Hashes what a build reads into a {@link RevisionInput}. Modes come from `lstat` (executable
+ * when the owner may execute, as git records it); contents from the git index when the fast
+ * path applies (see {@link gitKnownBlobs}), else from the bytes, streamed, `concurrency` files
+ * at a time.
+ * @param build the build as {@link readBuild} read it.
+ * @param args the build args, target and platforms of the service.
+ * @param options whether to use git, and the read concurrency.
+ * @returns the input (with its content digest) and how the contents were found.
+ * @throws {Error} when a file disappears or changes while it is read.
+ */
+export async function readRevisionInput(
+  build: Pick<BuildRead, "context" | "dockerfileBytes" | "files">,
+  args: {
+    readonly buildArgs?: Readonly<Record<string, string>>;
+    readonly target?: string;
+    readonly platforms?: readonly string[];
+  },
+  options: RevisionOptions = {},
+): Promise<{ input: RevisionInput; stats: RevisionStats }> {
+  const known =
+    options.git === false
+      ? new Map<string, GitEntry>()
+      : await gitKnownBlobs(build.context, build.files);
+  let fromGit = 0;
+  let hashed = 0;
+  let bytesHashed = 0;
+  const files = await mapLimit(build.files, options.concurrency ?? 16, async (rel) => {
+    const abs = path.join(build.context, ...rel.split("/"));
+    const stat = await fs.promises.lstat(abs);
+    const entry = known.get(rel);
+    if (stat.isSymbolicLink()) {
+      if (entry?.mode === "120000") {
+        fromGit++;
+        return { path: rel, mode: "symlink" as const, blob: entry.blob };
+      }
+      const target = await fs.promises.readlink(abs, { encoding: "buffer" });
+      hashed++;
+      bytesHashed += target.length;
+      return { path: rel, mode: "symlink" as const, blob: gitBlobId(target) };
+    }
+    const mode: FileMode = (stat.mode & 0o100) !== 0 ? "executable" : "regular";
+    if (entry !== undefined && (entry.mode === "100644" || entry.mode === "100755")) {
+      fromGit++;
+      return { path: rel, mode, blob: entry.blob };
+    }
+    hashed++;
+    bytesHashed += stat.size;
+    return { path: rel, mode, blob: await hashFile(abs, stat.size) };
+  });
+  const buildArgs: Record<string, string> = {};
+  for (const key of Object.keys(args.buildArgs ?? {}).sort()) {
+    buildArgs[key] = (args.buildArgs ?? {})[key];
+  }
+  const parts = {
+    dockerfile: gitBlobId(build.dockerfileBytes),
+    files,
+    buildArgs,
+    ...(args.target !== undefined ? { target: args.target } : {}),
+    platforms: [...new Set(args.platforms ?? ["linux/amd64"])].sort(),
+  };
+  return {
+    input: { ...parts, content: contentDigest(parts) },
+    stats: { files: files.length, fromGit, hashed, bytesHashed },
+  };
+}
+
+/**
+ * Reads a build and hashes it: {@link readBuild} then {@link readRevisionInput}.
+ * @param context the build context directory.
+ * @param dockerfile the Dockerfile path.
+ * @param options build args, target, platforms, service images, git use and concurrency.
+ * @returns the build as read, the revision input and how the contents were found.
+ * @throws {ConfigError} for a bad Dockerfile or a missing source, naming file and line.
+ */
+export async function computeRevisionInput(
+  context: string,
+  dockerfile: string,
+  options: ReadBuildOptions & RevisionOptions = {},
+): Promise<{ build: BuildRead; input: RevisionInput; stats: RevisionStats }> {
+  const build = await readBuild(context, dockerfile, options);
+  const { input, stats } = await readRevisionInput(build, options, options);
+  return { build, input, stats };
+}
