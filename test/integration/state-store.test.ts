@@ -1,0 +1,254 @@
+/**
+ * lib/state-store.ts against a real Distribution 2.8: releases pushed as FROM-scratch images,
+ * ring tags moved, checked and read back through their labels.
+ */
+import assert from "node:assert/strict";
+import { releaseLabels } from "../../lib/labels";
+import {
+  MediaType,
+  RegistryClient,
+  TagImmutableError,
+  type ImageManifest,
+} from "../../lib/registry";
+import { StateStore } from "../../lib/state-store";
+import type { ImageRecord, ReleaseRecord, RingState } from "../../lib/types";
+import { pushServiceImage, recordOf } from "./helpers/images";
+import { useRegistry } from "./helpers/registry";
+
+const C = (n: number) => String(n).repeat(40).slice(0, 40);
+const summary = (s: readonly RingState[]) =>
+  s.map((r) => `${r.ring}=${r.release?.version ?? "-"}`).join(" ");
+
+describe("state store against Distribution 2.8", function () {
+  this.timeout(60_000);
+  const registry = useRegistry();
+  let client: RegistryClient;
+  let store: StateStore;
+  let base1: ImageRecord;
+  let backend1: ImageRecord;
+  let backend2: ImageRecord;
+
+  before(async () => {
+    client = new RegistryClient({ dockerConfig: false, retryBaseMs: 10 });
+    store = new StateStore({
+      registry: registry().host,
+      project: "example",
+      rings: ["developers", "testers", "users"],
+      client,
+    });
+    base1 = recordOf(
+      await pushServiceImage(client, registry().host, { service: "base", version: "1.0.0" }),
+    );
+    backend1 = recordOf(
+      await pushServiceImage(client, registry().host, {
+        service: "backend",
+        version: "0.1.0",
+        revision: `v1:sha256:${"1".repeat(64)}`,
+        dependencies: { base: "1.0.0" },
+        sources: [{ name: "api", url: "file:///srv/api", commit: C(1) }],
+      }),
+    );
+    backend2 = recordOf(
+      await pushServiceImage(client, registry().host, {
+        service: "backend",
+        version: "0.2.0",
+        revision: `v1:sha256:${"2".repeat(64)}`,
+        dependencies: { base: "1.0.0" },
+        sources: [{ name: "api", url: "file:///srv/api", commit: C(2) }],
+      }),
+    );
+  });
+
+  it("GIVEN an empty registry WHEN every ring is read THEN all five rings point at nothing", async () => {
+    assert.deepEqual(await store.readRings(), [
+      { ring: "ante" },
+      { ring: "developers" },
+      { ring: "testers" },
+      { ring: "users" },
+      { ring: "post" },
+    ]);
+  });
+
+  describe("GIVEN release 1.0.0 pushed with base 1.0.0 and backend 0.1.0", () => {
+    let r1: ReleaseRecord;
+
+    before(async () => {
+      r1 = await store.pushRelease({
+        version: "1.0.0",
+        services: { base: base1, backend: backend1 },
+      });
+    });
+
+    it("WHEN its manifest is read THEN it is an OCI image with zero layers whose config carries the release labels", async () => {
+      const m = await client.getManifest(`${store.releaseRepository}:1.0.0`);
+      assert.equal(m.digest, r1.digest);
+      assert.equal(m.mediaType, MediaType.ociManifest);
+      assert.deepEqual((m.manifest as ImageManifest).layers, []);
+      const c = await client.getImageConfig(`${store.releaseRepository}:1.0.0`);
+      assert.deepEqual(
+        c.labels,
+        releaseLabels(
+          { version: "1.0.0", services: { base: base1, backend: backend1 } },
+          { project: "example" },
+        ),
+      );
+      assert.deepEqual(c.config.rootfs, { type: "layers", diff_ids: [] });
+      assert.equal(c.config.created, undefined);
+    });
+
+    it("WHEN the release is read back THEN it equals what was pushed", async () => {
+      assert.deepEqual(await store.readRelease("1.0.0"), r1);
+      assert.deepEqual(r1.services.backend, backend1);
+    });
+
+    it("WHEN the same release is pushed again THEN the digest is the same and nothing moves", async () => {
+      const again = await store.pushRelease({
+        version: "1.0.0",
+        services: { base: base1, backend: backend1 },
+      });
+      assert.equal(again.digest, r1.digest);
+    });
+
+    it("WHEN other content is pushed as 1.0.0 THEN the version tag is refused and keeps its digest", async () => {
+      await assert.rejects(
+        store.pushRelease({ version: "1.0.0", services: { base: base1, backend: backend2 } }),
+        (e: TagImmutableError) => {
+          assert.ok(e instanceof TagImmutableError);
+          assert.equal(e.repository, "example/release");
+          assert.equal(e.reference, "1.0.0");
+          assert.equal(e.existingDigest, r1.digest);
+          return true;
+        },
+      );
+      assert.equal(await client.resolveDigest(`${store.releaseRepository}:1.0.0`), r1.digest);
+    });
+
+    it("WHEN a release naming an image the registry lacks is pushed THEN it is refused and no tag appears", async () => {
+      const ghost = { ...backend2, digest: `sha256:${"9".repeat(64)}` };
+      await assert.rejects(store.pushRelease({ version: "9.0.0", services: { backend: ghost } }), {
+        message:
+          `push release to ${store.releaseRepository}: release 9.0.0 names images the registry does not have: ` +
+          `${registry().host}/example/backend@sha256:${"9".repeat(64)}`,
+      });
+      assert.equal(await client.headManifest(`${store.releaseRepository}:9.0.0`), undefined);
+    });
+
+    it("WHEN developers is moved to 1.0.0 THEN reading the ring gives the release, every service included", async () => {
+      const moved = await store.moveRing("developers", "1.0.0");
+      assert.deepEqual(moved, { ring: "developers", release: r1 });
+      assert.deepEqual(await store.readRing("developers"), { ring: "developers", release: r1 });
+      assert.equal(
+        await client.resolveDigest(`${store.releaseRepository}:ring-developers`),
+        r1.digest,
+      );
+    });
+
+    it("WHEN a ring is moved to a release that does not exist THEN it is refused and stays", async () => {
+      await assert.rejects(store.moveRing("developers", "7.7.7"), {
+        message: `${store.releaseRepository}: release 7.7.7 does not exist`,
+      });
+      assert.equal((await store.readRing("developers")).release?.version, "1.0.0");
+    });
+
+    it("WHEN developers is promoted THEN testers gets the same release", async () => {
+      assert.deepEqual(await store.promote("developers"), { ring: "testers", release: r1 });
+      assert.deepEqual(await store.readRing("testers"), { ring: "testers", release: r1 });
+    });
+
+    it("WHEN an empty ring is promoted THEN the error says it has no release", async () => {
+      await assert.rejects(store.promote("users"), {
+        message: "promote users to post: ring users has no release",
+      });
+    });
+  });
+
+  describe("GIVEN releases 2.0.0 and 3.0.0 and the train ante=3 developers=2 testers=1", () => {
+    let r1: ReleaseRecord;
+    let r2: ReleaseRecord;
+    let r3: ReleaseRecord;
+
+    before(async () => {
+      r1 = await store.readRelease("1.0.0");
+      r2 = await store.pushRelease({
+        version: "2.0.0",
+        services: { base: base1, backend: backend2 },
+      });
+      r3 = await store.pushRelease({ version: "3.0.0", services: { base: base1 } });
+      await store.moveRing("ante", "3.0.0");
+      await store.moveRing("developers", "2.0.0");
+      await store.moveRing("testers", "1.0.0");
+    });
+
+    it("WHEN the train is shifted THEN every ring gets its predecessor's release", async () => {
+      const after = await store.shift();
+      assert.equal(summary(after), "ante=3.0.0 developers=3.0.0 testers=2.0.0 users=1.0.0 post=-");
+      assert.deepEqual(await store.readRings(), after);
+      assert.deepEqual(after[3].release, r1);
+    });
+
+    it("WHEN it is unshifted THEN it moves back (users keeps 1.0.0, as post has none)", async () => {
+      const after = await store.unshift();
+      assert.equal(summary(after), "ante=3.0.0 developers=2.0.0 testers=1.0.0 users=1.0.0 post=-");
+      assert.deepEqual(await store.readRings(), after);
+      assert.deepEqual(after[1].release, r2);
+      assert.deepEqual(after[0].release, r3);
+    });
+
+    it("WHEN an image of developers' release is gone THEN shift refuses, naming it, and no ring moves", async () => {
+      const before = await store.readRings();
+      assert.equal(await client.deleteManifest(backend2.repository, backend2.digest), true);
+      await assert.rejects(store.shift(), {
+        message:
+          `shift: no ring moved: ring testers would get release 2.0.0 (from developers), which names missing images: ` +
+          `${backend2.repository}@${backend2.digest}`,
+      });
+      assert.deepEqual(await store.readRings(), before);
+      await assert.rejects(
+        store.moveRing("users", "2.0.0"),
+        /move ring users to 2.0.0: no ring moved/,
+      );
+      assert.equal((await store.readRing("users")).release?.version, "1.0.0");
+    });
+  });
+
+  describe("GIVEN worker images 0.1.0 (rev A), 0.2.0 (rev B), 0.10.0 (rev A) and a ring tag", () => {
+    const A = `v1:sha256:${"a".repeat(64)}`;
+    const B = `v1:sha256:${"b".repeat(64)}`;
+    let repo: string;
+    let newest: ImageRecord;
+
+    before(async () => {
+      const host = registry().host;
+      await pushServiceImage(client, host, { service: "worker", version: "0.1.0", revision: A });
+      await pushServiceImage(client, host, { service: "worker", version: "0.2.0", revision: B });
+      newest = recordOf(
+        await pushServiceImage(client, host, {
+          service: "worker",
+          version: "0.10.0",
+          revision: A,
+          files: { "app/worker.txt": "rebuilt" },
+        }),
+      );
+      repo = `${host}/example/worker`;
+      await client.moveTag(repo, "ring-users", newest.digest);
+    });
+
+    it("WHEN versions are listed THEN only semver tags come, in semver order", async () => {
+      assert.deepEqual(await store.listVersions(repo), ["0.1.0", "0.2.0", "0.10.0"]);
+      assert.deepEqual(await store.listVersions(), ["1.0.0", "2.0.0", "3.0.0"]);
+    });
+
+    it("WHEN revision A is looked up THEN the newest image with it is reused", async () => {
+      assert.deepEqual(await store.findByRevision(repo, A), newest);
+    });
+
+    it("WHEN revision B is looked up with a scan of 1 THEN it is not found, since only 0.10.0 is read", async () => {
+      assert.equal(await store.findByRevision(repo, B, { limit: 1 }), undefined);
+      assert.equal((await store.findByRevision(repo, B, { limit: 2 }))?.version, "0.2.0");
+    });
+
+    it("WHEN an unknown revision is looked up THEN nothing is found", async () => {
+      assert.equal(await store.findByRevision(repo, `v1:sha256:${"f".repeat(64)}`), undefined);
+    });
+  });
+});
