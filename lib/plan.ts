@@ -1,0 +1,242 @@
+/**
+ * The release plan of a build against ring R (DESIGN.md, flows 1 and 7): per service, in
+ * dependency order, whether its image is reused or rebuilt and why, its current and next
+ * version and its revision; and the release's current and next version. What
+ * `pulumi preview` prints ({@link formatPlan}) and what `pulumi up` builds.
+ *
+ * Rules: a service with no image in R is `new`; one whose revision differs from the image
+ * in R is `revision changed`; one whose dependency rebuilds is `dependency changed` (its
+ * revision covers the dependency's digest, which is not known until that dependency is
+ * built); else `unchanged` and reused (DESIGN.md invariant 3; GitOps seed 001: "A container
+ * will get rebuild if a dependent container has a different version than the current build.
+ * Or the revision hash does not match."). Versions follow lib/version.ts. Pure: no I/O.
+ */
+import type { RepositoryConfig, SiteConfig } from "./config";
+import { RELEASE } from "./config";
+import { dependencyOrder, type DependencyEdge } from "./graph";
+import { revisionOf, type RevisionInput } from "./revision";
+import type { Digest, Revision, RingName, RingState, Version } from "./types";
+import { nextRing, nextVersion } from "./version";
+
+/** What the plan knows of one service before deciding. */
+export interface PlanServiceInput {
+  /** The content digest of the service's revision (lib/revision.ts, {@link RevisionInput}). */
+  readonly content: RevisionInput["content"];
+  /** The services its Dockerfile builds FROM (lib/dockerfile.ts), with where it says so. */
+  readonly dependencies: readonly (string | DependencyEdge)[];
+}
+
+/** Everything {@link planRelease} decides from. */
+export interface PlanInput {
+  /** The repository config (services, initial version, rings). */
+  readonly repository: RepositoryConfig;
+  /** The site's config (ring R, majorBump). */
+  readonly site: SiteConfig;
+  /** What ring R points at now. */
+  readonly current: RingState;
+  /** What ring N (the one after R) points at now; absent when R is `post`. */
+  readonly next?: RingState;
+  /** Every configured service's revision input and dependencies, by service name. */
+  readonly services: Readonly<Record<string, PlanServiceInput>>;
+}
+
+/** Why a service is rebuilt or reused. */
+export type PlanReason = "new" | "revision changed" | "dependency changed" | "unchanged";
+
+/** The decision for one service. */
+export interface PlannedService {
+  readonly service: string;
+  readonly action: "build" | "reuse";
+  readonly reason: PlanReason;
+  /** Its version in R, when it has one. */
+  readonly currentVersion?: Version;
+  /** The version it will have in R: `currentVersion` when reused. */
+  readonly nextVersion: Version;
+  /**
+   * Its revision. Absent when a dependency rebuilds: the revision covers the dependency's
+   * new digest, known only once that dependency is built.
+   */
+  readonly revision?: Revision;
+  /** The digest reused, when reused. */
+  readonly digest?: Digest;
+  /** The services it depends on, sorted. */
+  readonly dependencies: readonly string[];
+}
+
+/** The decision for the release (the root image). */
+export interface PlannedRelease {
+  /** The release version in R, when there is one. */
+  readonly currentVersion?: Version;
+  /** The version of the release R will point at: `currentVersion` when unchanged. */
+  readonly nextVersion: Version;
+  /** Whether a new release is made: a service rebuilds, or the set of services changed. */
+  readonly changed: boolean;
+}
+
+/** The release plan of a build against ring R. */
+export interface Plan {
+  /** R: the ring built against. */
+  readonly ring: RingName;
+  /** N: the ring after R, when there is one. */
+  readonly nextRing?: RingName;
+  /** Every service, in dependency order (ties by name). */
+  readonly services: readonly PlannedService[];
+  readonly release: PlannedRelease;
+}
+
+/**
+ * Plans a build against the site's ring (DESIGN.md, flows 1 and 7).
+ * @param input repository and site config, the states of R and N, and each service's
+ *   revision input and dependencies.
+ * @returns the plan, services in dependency order.
+ * @throws {ConfigError} on a dependency cycle (lib/graph.ts).
+ * @throws {Error} when a configured service has no revision input, or R and N do not match
+ *   the site's ring and the ring after it.
+ */
+export function planRelease(input: PlanInput): Plan {
+  const { repository, site, current, next } = input;
+  const ring = site.ring;
+  const after = nextRing(repository.rings, ring);
+  if (current.ring !== ring) {
+    throw new Error(`the state of ring ${current.ring} was given for ring ${ring}`);
+  }
+  if (next !== undefined && next.ring !== after) {
+    throw new Error(
+      `the state of ring ${next.ring} was given as the ring after ${ring} (${after ?? "none"})`,
+    );
+  }
+  const graph: Record<string, DependencyEdge[]> = {};
+  for (const name of Object.keys(repository.services)) {
+    const s = input.services[name];
+    if (s === undefined) throw new Error(`service ${name} has no revision input`);
+    graph[name] = s.dependencies.map((d) => (typeof d === "string" ? { service: d } : d));
+  }
+  const order = dependencyOrder(graph, repository.file);
+  const inR = current.release?.services ?? {};
+  const inN = next?.release?.services ?? {};
+  const major = new Set(site.majorBump);
+  const decided = new Map<string, PlannedService>();
+
+  for (const name of order) {
+    const deps = [...new Set(graph[name].map((e) => e.service))].sort();
+    const record = inR[name];
+    const rebuilding = deps.filter((d) => decided.get(d)?.action === "build");
+    // The revision with each dependency's digest in R: exact when no dependency rebuilds,
+    // and tells "revision changed" from "dependency changed" when one does.
+    const digestsInR: Record<string, Digest> = {};
+    let complete = true;
+    for (const d of deps) {
+      const digest = inR[d]?.digest;
+      if (digest === undefined) complete = false;
+      else digestsInR[d] = digest;
+    }
+    const revisionInR = complete ? revisionOf(input.services[name], digestsInR) : undefined;
+    let reason: PlanReason;
+    if (record === undefined) reason = "new";
+    else if (
+      revisionInR !== record.revision &&
+      (rebuilding.length === 0 || revisionInR !== undefined)
+    ) {
+      reason = "revision changed";
+    } else if (rebuilding.length > 0) reason = "dependency changed";
+    else reason = "unchanged";
+
+    if (reason === "unchanged") {
+      decided.set(name, {
+        service: name,
+        action: "reuse",
+        reason,
+        currentVersion: record.version,
+        nextVersion: record.version,
+        revision: record.revision,
+        digest: record.digest,
+        dependencies: deps,
+      });
+      continue;
+    }
+    decided.set(name, {
+      service: name,
+      action: "build",
+      reason,
+      ...(record !== undefined ? { currentVersion: record.version } : {}),
+      nextVersion: nextVersion({
+        current: record?.version,
+        next: inN[name]?.version,
+        major: major.has(name),
+        initial: repository.initialVersion,
+      }),
+      ...(rebuilding.length === 0 && revisionInR !== undefined ? { revision: revisionInR } : {}),
+      dependencies: deps,
+    });
+  }
+
+  const services = order.map((n) => decided.get(n) as PlannedService);
+  const currentRelease = current.release;
+  const sameServices =
+    currentRelease !== undefined &&
+    Object.keys(currentRelease.services).sort().join("\0") === [...order].sort().join("\0");
+  const changed = !sameServices || services.some((s) => s.action === "build");
+  const release: PlannedRelease = {
+    ...(currentRelease !== undefined ? { currentVersion: currentRelease.version } : {}),
+    nextVersion:
+      changed || currentRelease === undefined
+        ? nextVersion({
+            current: currentRelease?.version,
+            next: next?.release?.version,
+            major: major.has(RELEASE),
+            initial: repository.initialVersion,
+          })
+        : currentRelease.version,
+    changed,
+  };
+  return { ring, ...(after !== undefined ? { nextRing: after } : {}), services, release };
+}
+
+/**
+ * Formats a plan as the table `pulumi preview` prints (DESIGN.md, flow 7).
+ * @param plan the plan.
+ * @returns lines like
+ *   `backend   build   dependency changed   0.3.2   0.4.0   (after base is built)`,
+ *   a header, and a last line for the release.
+ */
+export function formatPlan(plan: Plan): string {
+  const rows: string[][] = [["SERVICE", "ACTION", "REASON", "CURRENT", "NEXT", "REVISION"]];
+  for (const s of plan.services) {
+    const waiting = s.dependencies.filter(
+      (d) => plan.services.find((p) => p.service === d)?.action === "build",
+    );
+    rows.push([
+      s.service,
+      s.action,
+      s.reason,
+      s.currentVersion ?? "-",
+      s.nextVersion,
+      s.revision !== undefined
+        ? shortRevision(s.revision)
+        : `(after ${waiting.join(", ")} ${waiting.length === 1 ? "is" : "are"} built)`,
+    ]);
+  }
+  rows.push([
+    "(release)",
+    plan.release.changed ? "build" : "reuse",
+    plan.release.changed ? "changed" : "unchanged",
+    plan.release.currentVersion ?? "-",
+    plan.release.nextVersion,
+    "",
+  ]);
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const lines = rows.map((r) =>
+    r
+      .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c])))
+      .join("  ")
+      .trimEnd(),
+  );
+  const title = `Release plan for ring ${plan.ring}${plan.nextRing ? ` (next ring: ${plan.nextRing})` : ""}`;
+  return [title, ...lines].join("\n");
+}
+
+/** `v1:sha256:` and the first 12 hex digits. */
+function shortRevision(revision: Revision): string {
+  const m = /^(v\d+:sha256:)([0-9a-f]{12})[0-9a-f]*$/.exec(revision);
+  return m ? `${m[1]}${m[2]}` : revision;
+}
