@@ -332,7 +332,9 @@ describe("lib/plan", () => {
   });
 
   it("GIVEN a service without revision input or ring states of other rings THEN it throws saying which", () => {
-    const { worker: _worker, ...partial } = SERVICES;
+    const partial = Object.fromEntries(
+      Object.entries(SERVICES).filter(([name]) => name !== "worker"),
+    );
     assert.throws(
       () => planRelease({ repository: repo, site: site(), current: R, next: N, services: partial }),
       {
