@@ -595,7 +595,10 @@ export interface PushImageOptions {
   readonly format?: "oci" | "docker";
   /** Tag to put on the pushed manifest, immutably ({@link RegistryClient.putTag}). */
   readonly tag?: string;
-  /** Other config fields (e.g. `created`, `config.Env` is not merged: pass whole objects). */
+  /**
+   * Other top-level config fields, e.g. `created`. The `config` field itself is always
+   * `{ Labels: labels }`.
+   */
   readonly configExtra?: Readonly<Record<string, unknown>>;
 }
 

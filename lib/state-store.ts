@@ -276,7 +276,7 @@ export class StateStore {
    * {@link releaseLabels}, under the immutable version tag `release.version`. Checks first that
    * every service image it names exists. The config has no timestamp, so pushing the same
    * release twice is a no-op, and pushing other content under an existing version is refused
-   * ({@link TagImmutableError}).
+   * (`TagImmutableError` of lib/registry.ts).
    * @returns the release with its digest.
    */
   async pushRelease(release: Pick<ReleaseRecord, "version" | "services">): Promise<ReleaseRecord> {
