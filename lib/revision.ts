@@ -103,6 +103,12 @@ export function gitBlobId(bytes: Buffer | string): string {
 
 const SMALL_FILE = 1 << 20;
 
+const GIT_MODES: Readonly<Record<string, FileMode>> = {
+  "100644": "regular",
+  "100755": "executable",
+  "120000": "symlink",
+};
+
 /**
  * Git's blob id of a file on disk, reading large files as a stream.
  * @param file the path.
@@ -183,30 +189,46 @@ function git(cwd: string, args: readonly string[], input?: string): Promise<stri
   });
 }
 
-interface GitEntry {
+/** What the git index says of one tracked file. */
+export interface GitEntry {
+  /** Git's mode: `100644`, `100755` or `120000`. */
   readonly mode: string;
+  /** The blob id. */
   readonly blob: string;
+}
+
+/** What {@link gitKnownBlobs} found. */
+export interface GitKnownBlobs {
+  /** Usable entries by context-relative path. */
+  readonly entries: ReadonlyMap<string, GitEntry>;
+  /**
+   * Whether git tracks the executable bit here (`core.fileMode`, true by default on Linux and
+   * macOS), so that a clean entry's mode is the worktree's and needs no `lstat`.
+   */
+  readonly fileMode: boolean;
 }
 
 /**
  * Blob ids that git already knows for files of a context: tracked, unchanged in the worktree
  * (`git status`), not marked assume-unchanged or skip-worktree, and with no attribute that
  * makes the worktree bytes differ from the blob (`filter`, `text`, `eol`, `ident`,
- * `working-tree-encoding`); none at all when `core.autocrlf` is on.
+ * `working-tree-encoding`); none at all when `core.autocrlf` is on. The git commands run at
+ * once, with optional locks off so a concurrent `git` in the same repository is not disturbed.
  * @param context the build context directory.
  * @param paths context-relative paths asked about.
- * @returns usable entries by context-relative path; empty outside a git worktree.
+ * @returns usable entries by context-relative path (none outside a git worktree), and whether
+ *   their modes can be trusted.
  */
 export async function gitKnownBlobs(
   context: string,
   paths: readonly string[],
-): Promise<Map<string, GitEntry>> {
-  const usable = new Map<string, GitEntry>();
-  const prefix = await git(context, ["rev-parse", "--show-prefix"]);
-  if (prefix === undefined || paths.length === 0) return usable;
-  const autocrlf = ((await git(context, ["config", "--get", "core.autocrlf"])) ?? "").trim();
-  if (autocrlf === "true" || autocrlf === "input") return usable;
-  const [listing, status] = await Promise.all([
+): Promise<GitKnownBlobs> {
+  const entries = new Map<string, GitEntry>();
+  if (paths.length === 0) return { entries, fileMode: false };
+  const [prefix, autocrlf, fileMode, listing, status] = await Promise.all([
+    git(context, ["rev-parse", "--show-prefix"]),
+    git(context, ["config", "--get", "core.autocrlf"]),
+    git(context, ["config", "--bool", "--get", "core.fileMode"]),
     git(context, ["ls-files", "-s", "-v", "-z", "--", "."]),
     git(context, [
       "status",
@@ -218,14 +240,19 @@ export async function gitKnownBlobs(
       ".",
     ]),
   ]);
-  if (listing === undefined || status === undefined) return usable;
+  const result = { entries, fileMode: (fileMode ?? "true").trim() !== "false" };
+  if (prefix === undefined || listing === undefined || status === undefined) return result;
+  const crlf = (autocrlf ?? "").trim();
+  if (crlf === "true" || crlf === "input") return result;
   const wanted = new Set(paths);
   const index = new Map<string, GitEntry>();
   for (const record of listing.split("\0")) {
     // "<tag> <mode> <blob> <stage>\t<path>"; tag H: cached, nothing special.
-    const m = /^(\S) (\d{6}) ([0-9a-f]{40}) (\d)\t(.*)$/s.exec(record);
-    if (!m || m[1] !== "H" || m[4] !== "0" || !wanted.has(m[5])) continue;
-    index.set(m[5], { mode: m[2], blob: m[3] });
+    const tab = record.indexOf("\t");
+    if (tab !== 51 || record[0] !== "H" || record[50] !== "0") continue;
+    const rel = record.slice(tab + 1);
+    if (!wanted.has(rel)) continue;
+    index.set(rel, { mode: record.slice(2, 8), blob: record.slice(9, 49) });
   }
   const root = prefix.trim();
   const records = status.split("\0");
@@ -237,14 +264,14 @@ export async function gitKnownBlobs(
     if (x === "R" || x === "C") i++; // the original path follows
     if (record[1] !== " " && rel.startsWith(root)) index.delete(rel.slice(root.length));
   }
-  if (index.size === 0) return usable;
+  if (index.size === 0) return result;
   const names = [...index.keys()];
   const attrs = await git(
     context,
     ["check-attr", "-z", "--stdin", "filter", "text", "eol", "ident", "working-tree-encoding"],
     names.map((n) => `${n}\0`).join(""),
   );
-  if (attrs === undefined) return usable;
+  if (attrs === undefined) return result;
   const converted = new Set<string>();
   const fields = attrs.split("\0");
   for (let i = 0; i + 2 < fields.length; i += 3) {
@@ -252,8 +279,8 @@ export async function gitKnownBlobs(
     if (value === "unspecified" || (attr === "text" && value === "unset")) continue;
     converted.add(file);
   }
-  for (const [name, entry] of index) if (!converted.has(name)) usable.set(name, entry);
-  return usable;
+  for (const [name, entry] of index) if (!converted.has(name)) entries.set(name, entry);
+  return result;
 }
 
 /** Runs `fn` over `items` with at most `limit` running at once; results in input order. */
@@ -294,17 +321,22 @@ export async function readRevisionInput(
   },
   options: RevisionOptions = {},
 ): Promise<{ input: RevisionInput; stats: RevisionStats }> {
-  const known =
+  const known: GitKnownBlobs =
     options.git === false
-      ? new Map<string, GitEntry>()
+      ? { entries: new Map(), fileMode: false }
       : await gitKnownBlobs(build.context, build.files);
   let fromGit = 0;
   let hashed = 0;
   let bytesHashed = 0;
   const files = await mapLimit(build.files, options.concurrency ?? 16, async (rel) => {
+    const entry = known.entries.get(rel);
+    if (entry !== undefined && known.fileMode) {
+      // Clean in git status, which compares the executable bit and the file type too.
+      fromGit++;
+      return { path: rel, mode: GIT_MODES[entry.mode], blob: entry.blob };
+    }
     const abs = path.join(build.context, ...rel.split("/"));
     const stat = await fs.promises.lstat(abs);
-    const entry = known.get(rel);
     if (stat.isSymbolicLink()) {
       if (entry?.mode === "120000") {
         fromGit++;

@@ -256,6 +256,32 @@ describe("lib/revision", () => {
       assert.equal(fast.revision, (await revisionIn(dir, { git: false })).revision);
     });
 
+    it("GIVEN a file marked assume-unchanged and then edited THEN it is read, not taken from the index", async () => {
+      const { dir } = committed(APP);
+      git(dir, "update-index", "--assume-unchanged", "src/index.js");
+      write(dir, { "src/index.js": "edited behind git's back\n" });
+      const fast = await revisionIn(dir);
+      assert.equal(fast.stats.hashed, 1);
+      assert.equal(fast.revision, (await revisionIn(dir, { git: false })).revision);
+    });
+
+    it("GIVEN a changed executable bit THEN the fast path sees it as the slow path does", async () => {
+      const { dir } = committed(APP);
+      fs.chmodSync(path.join(dir, "run.sh"), 0o644);
+      const fast = await revisionIn(dir);
+      assert.equal(fast.stats.hashed, 1);
+      assert.equal(fast.revision, (await revisionIn(dir, { git: false })).revision);
+    });
+
+    it("GIVEN core.fileMode false THEN modes come from the worktree and blob ids still from git", async () => {
+      const { dir } = committed(APP);
+      git(dir, "config", "core.fileMode", "false");
+      fs.chmodSync(path.join(dir, "run.sh"), 0o644);
+      const fast = await revisionIn(dir);
+      assert.equal(fast.stats.fromGit, 4);
+      assert.equal(fast.revision, (await revisionIn(dir, { git: false })).revision);
+    });
+
     it("GIVEN a context outside any git worktree THEN every file is read", async () => {
       const dir = track(tree(APP));
       const { stats } = await revisionIn(dir);
