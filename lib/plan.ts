@@ -45,8 +45,11 @@ export type PlanReason = "new" | "revision changed" | "dependency changed" | "un
 
 /** The decision for one service. */
 export interface PlannedService {
+  /** The service name. */
   readonly service: string;
+  /** `build`: a new image and version; `reuse`: the image R's release holds. */
   readonly action: "build" | "reuse";
+  /** Why (DESIGN.md, flow 7). */
   readonly reason: PlanReason;
   /** Its version in R, when it has one. */
   readonly currentVersion?: Version;
@@ -81,6 +84,7 @@ export interface Plan {
   readonly nextRing?: RingName;
   /** Every service, in dependency order (ties by name). */
   readonly services: readonly PlannedService[];
+  /** The release (root image) R will point at. */
   readonly release: PlannedRelease;
 }
 

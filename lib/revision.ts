@@ -35,6 +35,7 @@ export type FileMode = "regular" | "executable" | "symlink";
 export interface RevisionFile {
   /** Context-relative posix path. */
   readonly path: string;
+  /** `executable` when the owner may execute it (git's 100755), `symlink` for a link. */
   readonly mode: FileMode;
   /** Git blob id (40 hex) of the content, or of the link target for a symlink. */
   readonly blob: string;
