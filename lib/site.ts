@@ -174,6 +174,19 @@ export function readConfig(
   return { repo, site };
 }
 
+/**
+ * A site's namespace: its environment's namespace suffixed with its ring, so that the sites of
+ * one environment (one per ring) can share a cluster without touching each other's objects.
+ * @throws Error when the result is longer than a DNS label (63 characters).
+ */
+export function siteNamespace(environmentNamespace: string, ring: string): string {
+  const ns = `${environmentNamespace}-${ring}`;
+  if (ns.length > 63) {
+    throw new Error(`namespace ${ns} (environment namespace + "-" + ring) is longer than 63 characters`);
+  }
+  return ns;
+}
+
 /** The builder and deployer for an environment (README, "The local platform"). */
 export function platformOf(env: Readonly<Record<string, string | undefined>>): {
   builder: ImageBuilder;
@@ -231,7 +244,7 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
     environment: {
       name: environment.name,
       overlay: path.resolve(options.root, environment.overlay),
-      namespace: environment.namespace,
+      namespace: siteNamespace(environment.namespace, site.ring),
     },
     ...platformOf(env),
   };

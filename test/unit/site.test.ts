@@ -46,9 +46,11 @@ function step(service: string, overrides: Partial<ServiceStep> = {}): ServiceSte
     reason: "new",
     version: "0.1.0",
     revision: `v1:sha256:${"0".repeat(64)}`,
-    labels: { "org.opencontainers.image.version": "0.1.0" },
+    content: `sha256:${"c".repeat(64)}`,
+    labelInput: { project: "example", image: service, version: "0.1.0" },
     dependencies: {},
     dependencyArgs: {},
+    namedContexts: {},
     build: {
       context: `/repo/app/services/${service}`,
       dockerfile: `/repo/app/services/${service}/Dockerfile`,
@@ -75,9 +77,10 @@ function plan(overrides: Partial<SitePlan>, overlayRoot: string): SitePlan {
     services: [
       step("base"),
       step("backend", {
+        revision: undefined,
         dependencies: { base: "0.1.0" },
         dependencyArgs: { BASE: "base" },
-        labels: { "dependency.base": "0.1.0" },
+        labelInput: { project: "example", image: "backend", version: "0.1.0", dependencies: { base: "0.1.0" } },
       }),
     ],
     release: { repository: "127.0.0.1:5001/example/release", action: "build", version: "0.1.0" },
@@ -125,6 +128,13 @@ describe("Site (Pulumi mocks)", () => {
     assert.deepEqual(backend.buildArgs, {
       BASE: `127.0.0.1:5001/example/base@${digestOf("dev-developers-base")}`,
     });
+    // The backend's revision covers the digest of the base just built (lib/revision.ts).
+    const { revisionOf } = await import("../../lib/revision");
+    const expected = revisionOf({ content: `sha256:${"c".repeat(64)}` }, { base: digestOf("dev-developers-base") });
+    const backendLabels = backend.labels as Record<string, string>;
+    assert.equal(backendLabels["org.opencontainers.image.revision"], expected);
+    assert.equal(backendLabels["dependency.base"], "0.1.0");
+    assert.equal(backendLabels["org.opencontainers.image.ref.name"], "example/backend");
     const release = images[2].inputs as { labels: Record<string, string>; tags: string[] };
     assert.deepEqual(release.tags, ["127.0.0.1:5001/example/release:0.1.0"]);
     assert.equal(release.labels["io.gitops-rings.service.backend.digest"], digestOf("dev-developers-backend"));
