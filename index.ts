@@ -10,7 +10,9 @@ import { prepareSite, type BuiltImages } from "./lib/site";
 export = async () => {
   const stack = pulumi.getStack();
   // What this stack's previous update declared, so that unchanged images stay declared.
-  const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`);
+  const self = new pulumi.StackReference(
+    `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`,
+  );
   const previous = ((await self.getOutputValue("builtImages")) ?? {}) as BuiltImages;
 
   const plan = await prepareSite({

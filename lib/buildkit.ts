@@ -74,7 +74,8 @@ export function buildctlArgs(build: BuildkitBuild, metadataFile: string): string
   if (build.target) args.push("--opt", `target=${build.target}`);
   for (const [k, v] of Object.entries(build.buildArgs ?? {}).sort())
     args.push("--opt", `build-arg:${k}=${v}`);
-  for (const [k, v] of Object.entries(build.namedContexts ?? {}).sort()) args.push("--opt", `context:${k}=${v}`);
+  for (const [k, v] of Object.entries(build.namedContexts ?? {}).sort())
+    args.push("--opt", `context:${k}=${v}`);
   for (const [k, v] of Object.entries(build.labels ?? {}).sort())
     args.push("--opt", `label:${k}=${v}`);
   const output = [`type=image`, `name=${build.repository}`, `push=true`, `push-by-digest=true`];

@@ -138,7 +138,9 @@ export interface SitePlan {
 }
 
 /** Where a previous update of this stack left its image resources (the `builtImages` output). */
-export type BuiltImages = Readonly<Record<string, { readonly version: string; readonly digest: string }>>;
+export type BuiltImages = Readonly<
+  Record<string, { readonly version: string; readonly digest: string }>
+>;
 
 /** Options of {@link prepareSite}. */
 export interface PrepareOptions {
@@ -182,7 +184,9 @@ export function readConfig(
 export function siteNamespace(environmentNamespace: string, ring: string): string {
   const ns = `${environmentNamespace}-${ring}`;
   if (ns.length > 63) {
-    throw new Error(`namespace ${ns} (environment namespace + "-" + ring) is longer than 63 characters`);
+    throw new Error(
+      `namespace ${ns} (environment namespace + "-" + ring) is longer than 63 characters`,
+    );
   }
   return ns;
 }
@@ -199,10 +203,15 @@ export function platformOf(env: Readonly<Record<string, string | undefined>>): {
     };
   }
   if (env.GITOPS_RINGS_PLATFORM !== undefined && env.GITOPS_RINGS_PLATFORM !== "") {
-    throw new Error(`GITOPS_RINGS_PLATFORM: "${env.GITOPS_RINGS_PLATFORM}" is not "local" (or unset)`);
+    throw new Error(
+      `GITOPS_RINGS_PLATFORM: "${env.GITOPS_RINGS_PLATFORM}" is not "local" (or unset)`,
+    );
   }
   const name = env.GITOPS_RINGS_BUILDX_BUILDER;
-  return { builder: { kind: "docker-build", ...(name ? { name } : {}) }, deployer: { kind: "kubernetes" } };
+  return {
+    builder: { kind: "docker-build", ...(name ? { name } : {}) },
+    deployer: { kind: "kubernetes" },
+  };
 }
 
 /** The source commits of a service: pinned in stack config, pinned in the service, or the branch head. */
@@ -231,7 +240,13 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
   const { repo, site } = readConfig(options.root, options.stack, options.config);
   const registry = site.registry ?? repo.registry;
   const client = options.client ?? new RegistryClient();
-  const store = new StateStore({ registry, project: repo.project, rings: repo.rings, client, vendor: repo.vendor });
+  const store = new StateStore({
+    registry,
+    project: repo.project,
+    rings: repo.rings,
+    client,
+    vendor: repo.vendor,
+  });
   const environment = repo.environments[site.environment];
   const base = {
     site: options.stack,
@@ -270,7 +285,9 @@ async function planBuild(
         const sources = await resolveSources(service, site);
         const checkouts = Object.fromEntries(
           await Promise.all(
-            service.sources.map(async (src, i) => [src.name, await checkout(src.url, sources[i].commit)] as const),
+            service.sources.map(
+              async (src, i) => [src.name, await checkout(src.url, sources[i].commit)] as const,
+            ),
           ),
         );
         const paths = servicePaths(options.root, service, checkouts);
@@ -292,15 +309,24 @@ async function planBuild(
   for (const [name, r] of Object.entries(reads)) {
     inputs[name] = { content: r.input.content, dependencies: r.build.dependencies };
   }
-  const plan = planRelease({ repository: repo, site, current, ...(next ? { next } : {}), services: inputs });
+  const plan = planRelease({
+    repository: repo,
+    site,
+    current,
+    ...(next ? { next } : {}),
+    services: inputs,
+  });
   const versions = Object.fromEntries(plan.services.map((p) => [p.service, p.nextVersion]));
   const kept = (key: string, version: string, digest?: string) =>
-    previous[key] !== undefined && previous[key].version === version && previous[key].digest === digest;
+    previous[key] !== undefined &&
+    previous[key].version === version &&
+    previous[key].digest === digest;
 
   const services: ServiceStep[] = plan.services.map((p) => {
     const r = reads[p.service];
     const refs = r.build.info.references.filter((ref) => ref.via === "from");
-    const action: ImageAction = p.action === "build" ? "build" : kept(p.service, p.nextVersion, p.digest) ? "keep" : "reuse";
+    const action: ImageAction =
+      p.action === "build" ? "build" : kept(p.service, p.nextVersion, p.digest) ? "keep" : "reuse";
     return {
       service: p.service,
       repository: store.repositoryOf(r.service.image),
@@ -321,8 +347,12 @@ async function planBuild(
         extra: r.service.labels,
       },
       dependencies: Object.fromEntries(p.dependencies.map((d) => [d, versions[d]])),
-      dependencyArgs: Object.fromEntries(refs.filter((ref) => ref.arg).map((ref) => [ref.arg as string, ref.service])),
-      namedContexts: Object.fromEntries(refs.filter((ref) => !ref.arg).map((ref) => [ref.ref, ref.service])),
+      dependencyArgs: Object.fromEntries(
+        refs.filter((ref) => ref.arg).map((ref) => [ref.arg as string, ref.service]),
+      ),
+      namedContexts: Object.fromEntries(
+        refs.filter((ref) => !ref.arg).map((ref) => [ref.ref, ref.service]),
+      ),
       build: {
         context: r.paths.context,
         dockerfile: r.paths.dockerfile,
@@ -346,7 +376,9 @@ async function planBuild(
     release: {
       repository: store.releaseRepository,
       action: releaseAction,
-      ...(plan.release.currentVersion !== undefined ? { currentVersion: plan.release.currentVersion } : {}),
+      ...(plan.release.currentVersion !== undefined
+        ? { currentVersion: plan.release.currentVersion }
+        : {}),
       version: plan.release.nextVersion,
       ...(currentRelease && !plan.release.changed ? { digest: currentRelease.digest } : {}),
     },
@@ -371,7 +403,9 @@ function policyOf(choice: Pin | ConfigPolicy, service: ServiceConfig): Policy {
     source: source.name,
     url: source.url,
     branch: choice.gitRevision.branch,
-    ...(choice.gitRevision.tagPrefix !== undefined ? { tagPrefix: choice.gitRevision.tagPrefix } : {}),
+    ...(choice.gitRevision.tagPrefix !== undefined
+      ? { tagPrefix: choice.gitRevision.tagPrefix }
+      : {}),
   };
 }
 
@@ -435,13 +469,24 @@ async function planDeploy(
   );
   const rows = Object.keys(images)
     .sort()
-    .map((name) => `${name.padEnd(12)}  ${(images[name].version ?? "-").padEnd(10)}  ${images[name].why}`);
+    .map(
+      (name) =>
+        `${name.padEnd(12)}  ${(images[name].version ?? "-").padEnd(10)}  ${images[name].why}`,
+    );
   return {
     ...base,
     build: false,
     services: [],
-    release: { repository: store.releaseRepository, action: "reuse", version: release?.version ?? "" },
+    release: {
+      repository: store.releaseRepository,
+      action: "reuse",
+      version: release?.version ?? "",
+    },
     deploy: { ...(release ? { release: release.version } : {}), images },
-    table: [`Deploy plan for site ${base.site} (${followed})`, `${"SERVICE".padEnd(12)}  ${"VERSION".padEnd(10)}  WHY`, ...rows].join("\n"),
+    table: [
+      `Deploy plan for site ${base.site} (${followed})`,
+      `${"SERVICE".padEnd(12)}  ${"VERSION".padEnd(10)}  WHY`,
+      ...rows,
+    ].join("\n"),
   };
 }

@@ -26,7 +26,14 @@ export function formatRings(states: readonly RingState[], services: readonly str
     ]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -58,7 +65,9 @@ async function main(argv: string[]): Promise<void> {
       await store.unshift();
       return show();
     default:
-      throw new Error(`usage: rings status | promote <ring> [to-ring] | shift | unshift (got ${command ?? "nothing"})`);
+      throw new Error(
+        `usage: rings status | promote <ring> [to-ring] | shift | unshift (got ${command ?? "nothing"})`,
+      );
   }
 }
 

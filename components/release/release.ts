@@ -1,7 +1,12 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as dockerbuild from "@pulumi/docker-build";
-import { buildImage, type ImageAction, type ImageBuilder, type RegistryCredentials } from "../service/serviceImage";
+import {
+  buildImage,
+  type ImageAction,
+  type ImageBuilder,
+  type RegistryCredentials,
+} from "../service/serviceImage";
 import type { BuildkitImage } from "../service/buildkitImage";
 
 /** Arguments of {@link Release}. */

@@ -27,7 +27,10 @@ type Outs = RingPointerInputs & { readonly previous?: string };
 const provider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: RingPointerInputs) {
     const previous = await move(inputs);
-    return { id: `${inputs.registry}/${inputs.project}/release:ring-${inputs.ring}`, outs: { ...inputs, previous } };
+    return {
+      id: `${inputs.registry}/${inputs.project}/release:ring-${inputs.ring}`,
+      outs: { ...inputs, previous },
+    };
   },
   async diff(_id: string, olds: Outs, news: RingPointerInputs) {
     const keys = ["registry", "project", "ring", "version", "digest"] as const;
@@ -47,7 +50,11 @@ const provider: pulumi.dynamic.ResourceProvider = {
 
 async function move(inputs: RingPointerInputs): Promise<string | undefined> {
   const { StateStore } = loadLib<typeof import("../../lib/state-store")>("state-store");
-  const store = new StateStore({ registry: inputs.registry, project: inputs.project, rings: inputs.rings });
+  const store = new StateStore({
+    registry: inputs.registry,
+    project: inputs.project,
+    rings: inputs.rings,
+  });
   const before = (await store.readRing(inputs.ring)).release?.version;
   const after = await store.moveRing(inputs.ring, inputs.version);
   if (after.release?.digest !== inputs.digest) {
@@ -60,7 +67,9 @@ async function move(inputs: RingPointerInputs): Promise<string | undefined> {
 }
 
 /** Arguments of {@link RingPointer}; Outputs allowed (the digest is known after the push). */
-export type RingPointerArgs = { readonly [K in keyof RingPointerInputs]: pulumi.Input<RingPointerInputs[K]> };
+export type RingPointerArgs = {
+  readonly [K in keyof RingPointerInputs]: pulumi.Input<RingPointerInputs[K]>;
+};
 
 /**
  * The moving pointer of one ring (`gitops-rings:ring:RingPointer`): the `ring-<name>` tag on

@@ -71,6 +71,13 @@ export class BuildkitImage extends pulumi.dynamic.Resource {
   declare public readonly ref: pulumi.Output<string>;
 
   constructor(name: string, args: BuildkitImageArgs, opts?: pulumi.CustomResourceOptions) {
-    super(provider, name, { ...args, digest: undefined, ref: undefined }, opts, "service", "BuildkitImage");
+    super(
+      provider,
+      name,
+      { ...args, digest: undefined, ref: undefined },
+      opts,
+      "service",
+      "BuildkitImage",
+    );
   }
 }

@@ -151,7 +151,10 @@ export interface ImageBuildRequest extends ServiceBuild {
  * (`retainOnDelete`, so docker-build never deletes a pushed tag) or a BuildkitImage.
  * Shared by {@link ServiceImage} and the release.
  */
-export function buildImage(name: string, req: ImageBuildRequest): dockerbuild.Image | BuildkitImage {
+export function buildImage(
+  name: string,
+  req: ImageBuildRequest,
+): dockerbuild.Image | BuildkitImage {
   const builder = req.builder ?? { kind: "docker-build" };
   const buildArgs = { ...req.buildArgs, ...req.dependencyArgs };
   const platforms = [...(req.platforms ?? ["linux/amd64"])];
@@ -181,7 +184,9 @@ export function buildImage(name: string, req: ImageBuildRequest): dockerbuild.Im
         location: req.context,
         named: pulumi
           .output(req.namedContexts ?? {})
-          .apply((named) => Object.fromEntries(Object.entries(named).map(([k, v]) => [k, { location: v }]))),
+          .apply((named) =>
+            Object.fromEntries(Object.entries(named).map(([k, v]) => [k, { location: v }])),
+          ),
       },
       dockerfile: { location: req.dockerfile },
       buildArgs,

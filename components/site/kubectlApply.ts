@@ -16,14 +16,18 @@ const kubectl = () => loadLib<typeof import("../../lib/kubectl")>("kubectl");
 
 const provider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: KubectlApplyInputs) {
-    const objects = await kubectl().applyManifests(inputs.manifests, [], { kubeconfig: inputs.kubeconfig });
+    const objects = await kubectl().applyManifests(inputs.manifests, [], {
+      kubeconfig: inputs.kubeconfig,
+    });
     return { id: `site-${Date.now()}`, outs: { ...inputs, objects } };
   },
   async diff(_id: string, olds: Outs, news: KubectlApplyInputs) {
     return { changes: olds.manifests !== news.manifests || olds.kubeconfig !== news.kubeconfig };
   },
   async update(_id: string, olds: Outs, news: KubectlApplyInputs) {
-    const objects = await kubectl().applyManifests(news.manifests, olds.objects, { kubeconfig: news.kubeconfig });
+    const objects = await kubectl().applyManifests(news.manifests, olds.objects, {
+      kubeconfig: news.kubeconfig,
+    });
     return { outs: { ...news, objects } };
   },
   async delete(_id: string, olds: Outs) {

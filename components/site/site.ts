@@ -76,21 +76,27 @@ export class Site extends pulumi.ComponentResource {
       for (const step of plan.services) {
         const image = this.serviceImage(name, plan, step);
         this.images[step.service] = image;
-        deployed[step.service] = pulumi.all([image.digest, image.ref, image.revision]).apply(([digest, ref, revision]) => ({
-          version: step.version,
-          digest,
-          ref,
-          revision,
-          sources: [...step.sources],
-          why: step.action === "build" ? `built (${step.reason})` : `ring ${plan.ring} (${step.reason})`,
-        }));
+        deployed[step.service] = pulumi
+          .all([image.digest, image.ref, image.revision])
+          .apply(([digest, ref, revision]) => ({
+            version: step.version,
+            digest,
+            ref,
+            revision,
+            sources: [...step.sources],
+            why:
+              step.action === "build"
+                ? `built (${step.reason})`
+                : `ring ${plan.ring} (${step.reason})`,
+          }));
       }
       const records = pulumi.all(
         Object.fromEntries(
           plan.services.map((s) => [
             s.service,
-            pulumi.all([this.images[s.service].digest, this.images[s.service].revision]).apply(
-              ([digest, revision]): ImageRecord => ({
+            pulumi
+              .all([this.images[s.service].digest, this.images[s.service].revision])
+              .apply(([digest, revision]): ImageRecord => ({
                 service: s.service,
                 repository: s.repository,
                 version: s.version,
@@ -98,13 +104,15 @@ export class Site extends pulumi.ComponentResource {
                 revision,
                 dependencies: s.dependencies,
                 sources: s.sources,
-              }),
-            ),
+              })),
           ]),
         ),
       );
       const labels = records.apply((services) =>
-        releaseLabels({ version: plan.release.version, services }, { project: plan.project, vendor: plan.vendor }),
+        releaseLabels(
+          { version: plan.release.version, services },
+          { project: plan.project, vendor: plan.vendor },
+        ),
       );
       const release = new Release(
         `${name}-release`,
@@ -149,11 +157,17 @@ export class Site extends pulumi.ComponentResource {
     const built: Record<string, pulumi.Output<{ version: string; digest: string }>> = {};
     for (const step of plan.build ? plan.services : []) {
       if (step.action !== "reuse") {
-        built[step.service] = this.images[step.service].digest.apply((digest) => ({ version: step.version, digest }));
+        built[step.service] = this.images[step.service].digest.apply((digest) => ({
+          version: step.version,
+          digest,
+        }));
       }
     }
     if (this.releaseImage && plan.release.action !== "reuse") {
-      built.release = this.releaseImage.digest.apply((digest) => ({ version: plan.release.version, digest }));
+      built.release = this.releaseImage.digest.apply((digest) => ({
+        version: plan.release.version,
+        digest,
+      }));
     }
     this.builtImages = pulumi.all(built);
     this.services = pulumi.all(deployed);
@@ -194,7 +208,11 @@ export class Site extends pulumi.ComponentResource {
       step.revision !== undefined
         ? pulumi.output(step.revision)
         : pulumi
-            .all(Object.fromEntries(Object.keys(step.dependencies).map((d) => [d, dependency(d).digest])))
+            .all(
+              Object.fromEntries(
+                Object.keys(step.dependencies).map((d) => [d, dependency(d).digest]),
+              ),
+            )
             .apply((digests) => revisionOf({ content: step.content }, digests));
     const labels = revision.apply((r) => imageLabels({ ...step.labelInput, revision: r }));
     return new ServiceImage(
@@ -215,15 +233,19 @@ export class Site extends pulumi.ComponentResource {
   }
 
   /** Generated overlay + apply. The overlay is written once every digest is known. */
-  private deploy(name: string, plan: SitePlan, overlayDir?: string): k8s.kustomize.v2.Directory | KubectlApply {
+  private deploy(
+    name: string,
+    plan: SitePlan,
+    overlayDir?: string,
+  ): k8s.kustomize.v2.Directory | KubectlApply {
     const dir = path.resolve(overlayDir ?? path.join(".gitops-rings", "sites", plan.site));
     const images = this.services.apply((services) =>
       // Every service is pinned; Kustomize leaves entries no container names (a base image) unused.
       Object.entries(services).map(([service, s]): PinnedImage => ({
-          name: service,
-          newName: s.ref.slice(0, s.ref.indexOf("@")),
-          digest: s.digest,
-        })),
+        name: service,
+        newName: s.ref.slice(0, s.ref.indexOf("@")),
+        digest: s.digest,
+      })),
     );
     const overlay = pulumi.all([images, this.release]).apply(([pinned, release]) => ({
       environmentOverlay: plan.environment.overlay,

@@ -22,7 +22,10 @@ pulumi.runtime.setMocks(
     newResource(args: pulumi.runtime.MockResourceArgs) {
       recorded.push({ type: args.type, name: args.name, inputs: args.inputs });
       const state: Record<string, unknown> = { ...args.inputs };
-      if (args.type === "docker-build:index:Image" || args.type.endsWith("dynamic/service:BuildkitImage")) {
+      if (
+        args.type === "docker-build:index:Image" ||
+        args.type.endsWith("dynamic/service:BuildkitImage")
+      ) {
         state.digest = digestOf(args.name);
       }
       return { id: `${args.name}-id`, state };
@@ -70,7 +73,11 @@ function plan(overrides: Partial<SitePlan>, overlayRoot: string): SitePlan {
     ring: "developers",
     rings: ["developers", "testers"],
     nextRing: "testers",
-    environment: { name: "dev", overlay: path.join(overlayRoot, "overlays/dev"), namespace: "example-dev" },
+    environment: {
+      name: "dev",
+      overlay: path.join(overlayRoot, "overlays/dev"),
+      namespace: "example-dev",
+    },
     build: true,
     builder: { kind: "docker-build" },
     deployer: { kind: "kubernetes" },
@@ -80,7 +87,12 @@ function plan(overrides: Partial<SitePlan>, overlayRoot: string): SitePlan {
         revision: undefined,
         dependencies: { base: "0.1.0" },
         dependencyArgs: { BASE: "base" },
-        labelInput: { project: "example", image: "backend", version: "0.1.0", dependencies: { base: "0.1.0" } },
+        labelInput: {
+          project: "example",
+          image: "backend",
+          version: "0.1.0",
+          dependencies: { base: "0.1.0" },
+        },
       }),
     ],
     release: { repository: "127.0.0.1:5001/example/release", action: "build", version: "0.1.0" },
@@ -113,7 +125,10 @@ describe("Site (Pulumi mocks)", () => {
   afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it("GIVEN a building site WHEN constructed THEN builds in dependency order with FROM by digest, pushes the release and moves the ring", async () => {
-    const site = new Site("dev-developers", { plan: plan({}, tmp), overlayDir: path.join(tmp, "out") });
+    const site = new Site("dev-developers", {
+      plan: plan({}, tmp),
+      overlayDir: path.join(tmp, "out"),
+    });
     await registered(site);
     const services = await output(site.services);
 
@@ -130,14 +145,20 @@ describe("Site (Pulumi mocks)", () => {
     });
     // The backend's revision covers the digest of the base just built (lib/revision.ts).
     const { revisionOf } = await import("../../lib/revision");
-    const expected = revisionOf({ content: `sha256:${"c".repeat(64)}` }, { base: digestOf("dev-developers-base") });
+    const expected = revisionOf(
+      { content: `sha256:${"c".repeat(64)}` },
+      { base: digestOf("dev-developers-base") },
+    );
     const backendLabels = backend.labels as Record<string, string>;
     assert.equal(backendLabels["org.opencontainers.image.revision"], expected);
     assert.equal(backendLabels["dependency.base"], "0.1.0");
     assert.equal(backendLabels["org.opencontainers.image.ref.name"], "example/backend");
     const release = images[2].inputs as { labels: Record<string, string>; tags: string[] };
     assert.deepEqual(release.tags, ["127.0.0.1:5001/example/release:0.1.0"]);
-    assert.equal(release.labels["io.gitops-rings.service.backend.digest"], digestOf("dev-developers-backend"));
+    assert.equal(
+      release.labels["io.gitops-rings.service.backend.digest"],
+      digestOf("dev-developers-backend"),
+    );
     assert.equal(release.labels["io.gitops-rings.release.version"], "0.1.0");
 
     const pointer = recorded.find((r) => r.type === "pulumi-nodejs:dynamic/ring:RingPointer");
@@ -146,7 +167,10 @@ describe("Site (Pulumi mocks)", () => {
     assert.equal(pointer.inputs.version, "0.1.0");
     assert.equal(pointer.inputs.digest, digestOf("dev-developers-release"));
 
-    assert.equal(services.backend.ref, `127.0.0.1:5001/example/backend@${digestOf("dev-developers-backend")}`);
+    assert.equal(
+      services.backend.ref,
+      `127.0.0.1:5001/example/backend@${digestOf("dev-developers-backend")}`,
+    );
     assert.equal(services.backend.why, "built (new)");
   });
 
