@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { RegistryClient } from "./registry";
+import { RegistryClient, isLoopback } from "./registry";
 
 const run = promisify(execFile);
 
@@ -45,10 +45,19 @@ export interface BuildkitResult {
   readonly ref: string;
 }
 
-/** True for registries on loopback, which the local platform serves over plain HTTP. */
+/**
+ * True when the registry part of `repository` is on loopback (`localhost`, `*.localhost`,
+ * `127.0.0.0/8`, `[::1]`): the local platform serves those over plain HTTP. The same rule as the
+ * registry client's ({@link isLoopback}), so that BuildKit pushes over HTTP exactly where
+ * {@link tagVersion} tags over HTTP.
+ */
 export function isLoopbackRegistry(repository: string): boolean {
-  const host = repository.split("/")[0].replace(/:\d+$/, "");
-  return host === "localhost" || /^127\.\d+\.\d+\.\d+$/.test(host) || host === "[::1]";
+  return isLoopback(repository.split("/")[0]);
+}
+
+/** Entries sorted by key (code points, not locale), so equal builds give equal arguments. */
+function sortedEntries(record: Readonly<Record<string, string>> | undefined): [string, string][] {
+  return Object.entries(record ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** The buildctl arguments of a build; exported for tests. */
@@ -72,12 +81,9 @@ export function buildctlArgs(build: BuildkitBuild, metadataFile: string): string
     `platform=${(build.platforms ?? ["linux/amd64"]).join(",")}`,
   ];
   if (build.target) args.push("--opt", `target=${build.target}`);
-  for (const [k, v] of Object.entries(build.buildArgs ?? {}).sort())
-    args.push("--opt", `build-arg:${k}=${v}`);
-  for (const [k, v] of Object.entries(build.namedContexts ?? {}).sort())
-    args.push("--opt", `context:${k}=${v}`);
-  for (const [k, v] of Object.entries(build.labels ?? {}).sort())
-    args.push("--opt", `label:${k}=${v}`);
+  for (const [k, v] of sortedEntries(build.buildArgs)) args.push("--opt", `build-arg:${k}=${v}`);
+  for (const [k, v] of sortedEntries(build.namedContexts)) args.push("--opt", `context:${k}=${v}`);
+  for (const [k, v] of sortedEntries(build.labels)) args.push("--opt", `label:${k}=${v}`);
   const output = [`type=image`, `name=${build.repository}`, `push=true`, `push-by-digest=true`];
   if (insecure) output.push("registry.insecure=true");
   args.push("--output", output.join(","), "--metadata-file", metadataFile);

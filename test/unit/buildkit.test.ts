@@ -1,0 +1,150 @@
+/**
+ * lib/buildkit.ts without a daemon: the exact buildctl arguments of a build, and which
+ * repositories count as loopback (pushed over plain HTTP).
+ */
+import assert from "node:assert/strict";
+import { buildctlArgs, isLoopbackRegistry, type BuildkitBuild } from "../../lib/buildkit";
+import { isLoopback } from "../../lib/registry";
+
+const D = `sha256:${"a".repeat(64)}`;
+
+const minimal: BuildkitBuild = {
+  addr: "tcp://127.0.0.1:1234",
+  context: "/src/app/services/backend",
+  dockerfile: "/src/app/services/backend/Dockerfile",
+  repository: "registry.example.com/example/backend",
+};
+
+describe("buildctlArgs", () => {
+  it("GIVEN only the required fields WHEN the args are made THEN they build linux/amd64 and push by digest over HTTPS", () => {
+    assert.deepEqual(buildctlArgs(minimal, "/tmp/m.json"), [
+      "--addr",
+      "tcp://127.0.0.1:1234",
+      "build",
+      "--progress",
+      "plain",
+      "--frontend",
+      "dockerfile.v0",
+      "--local",
+      "context=/src/app/services/backend",
+      "--local",
+      "dockerfile=/src/app/services/backend",
+      "--opt",
+      "filename=Dockerfile",
+      "--opt",
+      "platform=linux/amd64",
+      "--output",
+      "type=image,name=registry.example.com/example/backend,push=true,push-by-digest=true",
+      "--metadata-file",
+      "/tmp/m.json",
+    ]);
+  });
+
+  it("GIVEN every field WHEN the args are made THEN target, build args, named contexts and labels follow, each sorted by key", () => {
+    const args = buildctlArgs(
+      {
+        addr: "unix:///run/buildkit/buildkitd.sock",
+        context: "/src/ctx",
+        dockerfile: "/src/docker/backend.Dockerfile",
+        buildArgs: { VERSION: "1.2.3", A_FIRST: "x=y,z" },
+        namedContexts: { tools: `docker-image://127.0.0.1:5001/p/tools@${D}`, base: "/src/base" },
+        labels: {
+          "org.opencontainers.image.version": "0.4.0",
+          "a+b": "plus",
+          a: "plain",
+        },
+        target: "runtime",
+        platforms: ["linux/amd64", "linux/arm64"],
+        repository: "127.0.0.1:5001/example/backend",
+      },
+      "/tmp/meta.json",
+    );
+    assert.deepEqual(args, [
+      "--addr",
+      "unix:///run/buildkit/buildkitd.sock",
+      "build",
+      "--progress",
+      "plain",
+      "--frontend",
+      "dockerfile.v0",
+      "--local",
+      "context=/src/ctx",
+      "--local",
+      "dockerfile=/src/docker",
+      "--opt",
+      "filename=backend.Dockerfile",
+      "--opt",
+      "platform=linux/amd64,linux/arm64",
+      "--opt",
+      "target=runtime",
+      "--opt",
+      "build-arg:A_FIRST=x=y,z",
+      "--opt",
+      "build-arg:VERSION=1.2.3",
+      "--opt",
+      "context:base=/src/base",
+      "--opt",
+      `context:tools=docker-image://127.0.0.1:5001/p/tools@${D}`,
+      "--opt",
+      "label:a=plain",
+      "--opt",
+      "label:a+b=plus",
+      "--opt",
+      "label:org.opencontainers.image.version=0.4.0",
+      "--output",
+      "type=image,name=127.0.0.1:5001/example/backend,push=true,push-by-digest=true,registry.insecure=true",
+      "--metadata-file",
+      "/tmp/meta.json",
+    ]);
+  });
+
+  it("GIVEN a loopback repository and insecure: false WHEN the args are made THEN registry.insecure is not set", () => {
+    const args = buildctlArgs(
+      { ...minimal, repository: "127.0.0.1:5001/example/backend", insecure: false },
+      "/m",
+    );
+    assert.equal(
+      args[args.indexOf("--output") + 1],
+      "type=image,name=127.0.0.1:5001/example/backend,push=true,push-by-digest=true",
+    );
+  });
+
+  it("GIVEN a remote repository and insecure: true WHEN the args are made THEN registry.insecure is set", () => {
+    const args = buildctlArgs({ ...minimal, insecure: true }, "/m");
+    assert.equal(
+      args[args.indexOf("--output") + 1],
+      "type=image,name=registry.example.com/example/backend,push=true,push-by-digest=true,registry.insecure=true",
+    );
+  });
+
+  it("GIVEN an empty target WHEN the args are made THEN no target option is passed", () => {
+    assert.deepEqual(buildctlArgs({ ...minimal, target: "" }, "/m"), buildctlArgs(minimal, "/m"));
+  });
+});
+
+describe("isLoopbackRegistry", () => {
+  const cases: [string, boolean][] = [
+    ["127.0.0.1:5001/example/backend", true],
+    ["127.0.0.1/example/backend", true],
+    ["127.45.3.9:80/x", true],
+    ["localhost:5000/example/backend", true],
+    ["localhost/x", true],
+    ["k3d-registry.localhost:5000/example/backend", true],
+    ["[::1]:5000/example/backend", true],
+    ["[::1]/x", true],
+    ["registry.example.com/example/backend", false],
+    ["registry.example.com:5000/example/backend", false],
+    ["127.0.0.1.nip.io:5000/x", false],
+    ["localhost.example.com/x", false],
+    ["10.0.0.1:5000/x", false],
+    ["[::2]:5000/x", false],
+    ["example/backend", false],
+    ["backend", false],
+  ];
+  for (const [repository, expected] of cases) {
+    it(`GIVEN ${repository} WHEN checked THEN ${expected}, as the registry client decides`, () => {
+      assert.equal(isLoopbackRegistry(repository), expected);
+      assert.equal(isLoopback(repository.split("/")[0]), expected);
+    });
+  }
+});
