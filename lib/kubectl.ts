@@ -43,7 +43,8 @@ async function kubectl(opts: KubectlOptions, args: string[], input?: string): Pr
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`kubectl ${args.join(" ")}: ${(e.stderr ?? e.message).trim()}`);
+    // stderr is "" (not undefined) when kubectl was killed or printed nothing.
+    throw new Error(`kubectl ${args.join(" ")}: ${e.stderr?.trim() || e.message.trim()}`);
   }
 }
 
@@ -70,7 +71,15 @@ export function objectRefs(yaml: string): ObjectRef[] {
     }));
 }
 
-const key = (o: ObjectRef) => `${o.apiVersion}/${o.kind}/${o.namespace ?? ""}/${o.name}`;
+/**
+ * What makes two refs the same object on the API server: group, kind, namespace and name. Not
+ * the version: `autoscaling/v1` and `autoscaling/v2` HorizontalPodAutoscaler `x` are one object,
+ * which an overlay moving to the newer version must not prune.
+ */
+export function objectKey(o: ObjectRef): string {
+  const group = o.apiVersion.includes("/") ? o.apiVersion.slice(0, o.apiVersion.indexOf("/")) : "";
+  return `${group}/${o.kind}/${o.namespace ?? ""}/${o.name}`;
+}
 
 /**
  * Applies rendered manifests server-side (exactly what was diffed, not a re-render), waits
@@ -93,24 +102,28 @@ export async function applyManifests(
   );
   const timeout = `${opts.timeoutSeconds ?? 300}s`;
   for (const o of objects.filter((x) => x.kind === "Deployment")) {
+    // Without a namespace, apply used the kubeconfig context's namespace: so does this.
+    const namespace = o.namespace ? ["-n", o.namespace] : [];
     await kubectl(opts, [
       "rollout",
       "status",
       `deployment/${o.name}`,
-      "-n",
-      o.namespace ?? "default",
+      ...namespace,
       `--timeout=${timeout}`,
     ]);
   }
-  const now = new Set(objects.map(key));
+  const now = new Set(objects.map(objectKey));
   await deleteObjects(
-    previous.filter((o) => !now.has(key(o))),
+    previous.filter((o) => !now.has(objectKey(o))),
     opts,
   );
   return objects;
 }
 
-/** Deletes objects (namespaced ones first, Namespaces last); missing objects are ignored. */
+/**
+ * Deletes objects (namespaced ones first, Namespaces last); missing objects are ignored, and so
+ * are objects whose type the server no longer has (their CustomResourceDefinition went first).
+ */
 export async function deleteObjects(
   objects: readonly ObjectRef[],
   opts: KubectlOptions = {},
@@ -126,6 +139,8 @@ export async function deleteObjects(
     const resource = group ? `${o.kind}.${version}.${group}` : o.kind;
     const args = ["delete", resource, o.name, "--ignore-not-found", "--wait=false"];
     if (o.namespace) args.push("-n", o.namespace);
-    await kubectl(opts, args);
+    await kubectl(opts, args).catch((err: Error) => {
+      if (!/the server doesn't have a resource type/.test(err.message)) throw err;
+    });
   }
 }
