@@ -5,10 +5,15 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { Site } from "./components/site/site";
-import { prepareSite, type BuiltImages } from "./lib/site";
+import { prepareSite, readConfig, type BuiltImages } from "./lib/site";
+
+const stack = pulumi.getStack();
+
+// Bad config fails here, synchronously and before anything is read from the registry or
+// created (DESIGN.md invariant 6); a synchronous failure also ends the preview at once.
+readConfig(process.cwd(), stack, pulumi.runtime.allConfig());
 
 export = async () => {
-  const stack = pulumi.getStack();
   // What this stack's previous update declared, so that unchanged images stay declared.
   const self = new pulumi.StackReference(
     `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`,

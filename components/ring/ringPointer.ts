@@ -27,9 +27,10 @@ type Outs = RingPointerInputs & { readonly previous?: string };
 const provider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: RingPointerInputs) {
     const previous = await move(inputs);
+    // Absent rather than undefined: the engine's protobuf structs have no undefined.
     return {
       id: `${inputs.registry}/${inputs.project}/release:ring-${inputs.ring}`,
-      outs: { ...inputs, previous },
+      outs: { ...inputs, ...(previous ? { previous } : {}) },
     };
   },
   async diff(_id: string, olds: Outs, news: RingPointerInputs) {
@@ -41,7 +42,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
   async update(_id: string, _olds: Outs, news: RingPointerInputs) {
     const previous = await move(news);
-    return { outs: { ...news, previous } };
+    return { outs: { ...news, ...(previous ? { previous } : {}) } };
   },
   async delete() {
     // A ring pointer is never removed by an update: the ring keeps pointing at its release.

@@ -1,0 +1,327 @@
+/**
+ * End to end on the local platform: the real Pulumi engine (CLI + nodejs language host, through
+ * the Automation API), the real BuildKit, registry and API server. Every claim about a build,
+ * a push or a deploy is read back from the registry or the API server.
+ *
+ * The steps share one copy of the version repository and run in order, as a user would.
+ */
+import { strict as assert } from "node:assert";
+import { execFileSync } from "node:child_process";
+import type { OutputMap, Stack, UpResult } from "@pulumi/pulumi/automation";
+import { RegistryClient } from "../../lib/registry";
+import { StateStore } from "../../lib/state-store";
+import { assertPlatformEnv, makeVersionRepo, type VersionRepo } from "./helpers/versionRepo";
+
+interface ServiceOut {
+  version: string;
+  digest: string;
+  ref: string;
+  revision: string;
+  why: string;
+}
+
+const client = new RegistryClient();
+const timings: { step: string; seconds: number; built: number }[] = [];
+
+function services(outputs: OutputMap): Record<string, ServiceOut> {
+  return outputs.services.value as Record<string, ServiceOut>;
+}
+
+/** Services the update built (their `why` says so). */
+function built(outputs: OutputMap): string[] {
+  return Object.entries(services(outputs))
+    .filter(([, s]) => s.why.startsWith("built"))
+    .map(([name]) => name)
+    .sort();
+}
+
+function kubectlJson(args: string[]): { items?: unknown[] } & Record<string, unknown> {
+  return JSON.parse(execFileSync("kubectl", [...args, "-o", "json"], { encoding: "utf8" }));
+}
+
+interface DeploymentJson {
+  metadata: { name: string; labels: Record<string, string> };
+  spec: { template: { spec: { containers: { image: string }[] } } };
+  status: { availableReplicas?: number; updatedReplicas?: number };
+}
+
+function deployments(namespace: string): Record<string, DeploymentJson> {
+  const list = kubectlJson(["get", "deployments", "-n", namespace]).items as DeploymentJson[];
+  return Object.fromEntries(list.map((d) => [d.metadata.name, d]));
+}
+
+function images(namespace: string): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(deployments(namespace)).map(([n, d]) => [
+      n,
+      d.spec.template.spec.containers[0].image,
+    ]),
+  );
+}
+
+async function timed(step: string, stack: Stack): Promise<UpResult> {
+  const t0 = Date.now();
+  const result = await stack.up({ onOutput: () => undefined });
+  timings.push({ step, seconds: (Date.now() - t0) / 1000, built: built(result.outputs).length });
+  return result;
+}
+
+describe("a site on the local platform (end to end)", function () {
+  let repo: VersionRepo;
+  let store: StateStore;
+  let developers: Stack;
+  let testers: Stack;
+  let first: UpResult;
+  const repoOf = (image: string) => `${repo.registry}/${repo.project}/${image}`;
+
+  before(async function () {
+    assertPlatformEnv();
+    repo = makeVersionRepo();
+    store = new StateStore({
+      registry: repo.registry,
+      project: repo.project,
+      rings: ["developers", "testers", "users", "lts"],
+      client,
+    });
+    developers = await repo.stack("dev-developers");
+    testers = await repo.stack("dev-testers");
+  });
+
+  after(async function () {
+    for (const ring of ["developers", "testers"]) {
+      try {
+        execFileSync(
+          "kubectl",
+          ["delete", "namespace", repo.namespace("dev", ring), "--wait=false"],
+          {
+            stdio: "pipe",
+          },
+        );
+      } catch {
+        // already gone
+      }
+    }
+    repo?.remove();
+    if (timings.length > 0) {
+      console.log("\n  step                                       seconds  images built");
+      for (const t of timings) {
+        console.log(`  ${t.step.padEnd(42)} ${t.seconds.toFixed(1).padStart(7)}  ${t.built}`);
+      }
+    }
+  });
+
+  it("GIVEN an empty registry WHEN the building site is updated THEN every image is built at 0.1.0 with its labels, the release is pushed, the ring moves and the Deployments run by digest", async function () {
+    first = await timed("first up of dev-developers", developers);
+    const out = services(first.outputs);
+    assert.deepEqual(built(first.outputs), ["backend", "base", "frontend"]);
+    for (const name of ["base", "backend", "frontend"]) {
+      assert.equal(out[name].version, "0.1.0");
+      assert.equal(out[name].why, "built (new)");
+      const labels = await client.getLabels(`${repoOf(name)}:0.1.0`);
+      assert.equal(labels["org.opencontainers.image.version"], "0.1.0");
+      assert.equal(labels["org.opencontainers.image.revision"], out[name].revision);
+      assert.equal(labels["org.opencontainers.image.ref.name"], `${repo.project}/${name}`);
+      assert.equal(await client.resolveDigest(`${repoOf(name)}:0.1.0`), out[name].digest);
+      assert.equal(out[name].ref, `${repoOf(name)}@${out[name].digest}`);
+    }
+    for (const name of ["backend", "frontend"]) {
+      const labels = await client.getLabels(`${repoOf(name)}:0.1.0`);
+      assert.equal(labels["dependency.base"], "0.1.0");
+    }
+    assert.equal(first.outputs.release.value, "0.1.0");
+    const ring = await store.readRing("developers");
+    assert.equal(ring.release?.version, "0.1.0");
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(ring.release!.services).map(([n, s]) => [n, s.digest])),
+      Object.fromEntries(Object.entries(out).map(([n, s]) => [n, s.digest])),
+    );
+    const deployed = deployments(repo.namespace("dev", "developers"));
+    assert.deepEqual(Object.keys(deployed).sort(), ["backend", "frontend"]);
+    for (const name of ["backend", "frontend"]) {
+      assert.equal(deployed[name].spec.template.spec.containers[0].image, out[name].ref);
+      assert.equal(deployed[name].status.availableReplicas, 1);
+      assert.equal(deployed[name].metadata.labels["gitops-rings.io/site"], "dev-developers");
+      assert.equal(deployed[name].metadata.labels["gitops-rings.io/ring"], "developers");
+      assert.equal(deployed[name].metadata.labels["gitops-rings.io/release"], "0.1.0");
+    }
+  });
+
+  it("GIVEN nothing changed WHEN the site is updated again THEN nothing is built or changed, preview expects no changes and the registry's tags are the same", async function () {
+    const tagsBefore = await Promise.all(
+      ["base", "backend", "frontend", "release"].map((i) => client.listTags(repoOf(i))),
+    );
+    const again = await timed("second up, nothing changed", developers);
+    assert.deepEqual(built(again.outputs), []);
+    const changes = again.summary.resourceChanges ?? {};
+    assert.deepEqual(
+      Object.keys(changes).filter((k) => k !== "same"),
+      [],
+      `changes: ${JSON.stringify(changes)}`,
+    );
+    await developers.preview({ expectNoChanges: true, onOutput: () => undefined });
+    const tagsAfter = await Promise.all(
+      ["base", "backend", "frontend", "release"].map((i) => client.listTags(repoOf(i))),
+    );
+    assert.deepEqual(
+      tagsAfter.map((t) => [...t].sort()),
+      tagsBefore.map((t) => [...t].sort()),
+    );
+    assert.deepEqual(services(again.outputs), services(first.outputs));
+  });
+
+  it("GIVEN a file that only the frontend COPYs changes WHEN the site is updated THEN exactly the frontend is rebuilt with a patch bump and the release is bumped", async function () {
+    repo.write(
+      "app/services/frontend/index.html",
+      `${repo.read("app/services/frontend/index.html")}<!-- change -->\n`,
+    );
+    const up = await timed("frontend file changed", developers);
+    assert.deepEqual(built(up.outputs), ["frontend"]);
+    const out = services(up.outputs);
+    assert.equal(out.frontend.version, "0.1.1");
+    assert.equal(out.frontend.why, "built (revision changed)");
+    assert.equal(out.backend.version, "0.1.0");
+    assert.equal(out.backend.digest, services(first.outputs).backend.digest);
+    assert.equal(up.outputs.release.value, "0.1.1");
+    assert.equal(images(repo.namespace("dev", "developers")).frontend, out.frontend.ref);
+  });
+
+  it("GIVEN a file that no COPY reads changes WHEN the site is updated THEN nothing is rebuilt", async function () {
+    repo.write("app/services/backend/README.md", "edited: still read by no COPY\n");
+    const up = await timed("file no COPY reads changed", developers);
+    assert.deepEqual(built(up.outputs), []);
+    assert.equal(up.outputs.release.value, "0.1.1");
+  });
+
+  it("GIVEN the base image changes WHEN the site is updated THEN the base and exactly its dependents are rebuilt and their dependency labels follow", async function () {
+    repo.write(
+      "app/services/base/Dockerfile",
+      `${repo.read("app/services/base/Dockerfile")}# a change\n`,
+    );
+    const up = await timed("base changed", developers);
+    assert.deepEqual(built(up.outputs), ["backend", "base", "frontend"]);
+    const out = services(up.outputs);
+    assert.equal(out.base.version, "0.1.1");
+    assert.equal(out.base.why, "built (revision changed)");
+    assert.equal(out.backend.version, "0.1.1");
+    assert.equal(out.backend.why, "built (dependency changed)");
+    assert.equal(out.frontend.version, "0.1.2");
+    for (const name of ["backend", "frontend"]) {
+      const labels = await client.getLabels(out[name].ref);
+      assert.equal(labels["dependency.base"], "0.1.1");
+    }
+    assert.equal(up.outputs.release.value, "0.1.2");
+  });
+
+  it("GIVEN developers is promoted to testers WHEN the testers site is updated THEN it deploys the same digests, and the next developers build bumps minor", async function () {
+    const dev = services((await developers.outputs()) as OutputMap);
+    await store.promote("developers");
+    const up = await timed("dev-testers after promote", testers);
+    assert.deepEqual(built(up.outputs), []);
+    assert.equal(up.outputs.release.value, "0.1.2");
+    const deployed = images(repo.namespace("dev", "testers"));
+    assert.equal(deployed.backend, dev.backend.ref);
+    assert.equal(deployed.frontend, dev.frontend.ref);
+
+    repo.write(
+      "app/services/frontend/index.html",
+      `${repo.read("app/services/frontend/index.html")}<!-- after promote -->\n`,
+    );
+    const next = await timed("developers build after promote", developers);
+    assert.deepEqual(built(next.outputs), ["frontend"]);
+    assert.equal(services(next.outputs).frontend.version, "0.2.0");
+    assert.equal(next.outputs.release.value, "0.2.0");
+    // The testers site still runs what was promoted.
+    assert.equal(images(repo.namespace("dev", "testers")).frontend, dev.frontend.ref);
+  });
+
+  it("GIVEN a pin on one site WHEN it is set with pulumi config THEN only that site changes, and removing it restores the ring's image", async function () {
+    const devImages = images(repo.namespace("dev", "developers"));
+    const releaseBackend = services((await testers.outputs()) as OutputMap).backend.ref;
+    await testers.setConfig("gitops-rings:pins.backend.version", { value: "0.1.0" }, true);
+    const pinned = await timed("dev-testers with a pin", testers);
+    const oldBackend = `${repoOf("backend")}@${await client.resolveDigest(`${repoOf("backend")}:0.1.0`)}`;
+    assert.equal(images(repo.namespace("dev", "testers")).backend, oldBackend);
+    assert.equal(services(pinned.outputs).backend.version, "0.1.0");
+    assert.deepEqual(images(repo.namespace("dev", "developers")), devImages);
+
+    await testers.removeConfig("gitops-rings:pins");
+    await timed("dev-testers pin removed", testers);
+    assert.equal(images(repo.namespace("dev", "testers")).backend, releaseBackend);
+  });
+
+  it("GIVEN a site WHEN it is rolled back with a release pin THEN it runs the older release and stack history shows both updates", async function () {
+    const before = (await testers.history()).length;
+    await testers.setConfig("gitops-rings:release", { value: "0.1.0" });
+    const back = await timed("dev-testers pinned to release 0.1.0", testers);
+    assert.equal(back.outputs.release.value, "0.1.0");
+    const release010 = await store.readRelease("0.1.0");
+    assert.equal(
+      images(repo.namespace("dev", "testers")).frontend,
+      `${repoOf("frontend")}@${release010.services.frontend.digest}`,
+    );
+    await testers.removeConfig("gitops-rings:release");
+    const forward = await timed("dev-testers release pin removed", testers);
+    assert.equal(forward.outputs.release.value, "0.1.2");
+    const history = await testers.history();
+    assert.equal(history.length, before + 2);
+    assert.deepEqual(
+      history.slice(0, 2).map((h) => h.result),
+      ["succeeded", "succeeded"],
+    );
+  });
+
+  describe("bad config fails before anything is created", function () {
+    async function failing(site: string, config: Record<string, string>): Promise<string> {
+      const stack = await repo.stack(site);
+      for (const [k, v] of Object.entries(config)) await stack.setConfig(k, { value: v });
+      const err = await stack.preview({ onOutput: () => undefined }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      assert.ok(err, "preview fails");
+      const state = await stack.exportStack();
+      const resources = (state.deployment?.resources ?? []) as { type: string }[];
+      assert.deepEqual(
+        resources.filter((r) => !r.type.startsWith("pulumi:")),
+        [],
+        "no resource is created",
+      );
+      return err.message;
+    }
+
+    it("GIVEN an unknown ring THEN preview names the stack file, key and value", async function () {
+      const msg = await failing("bad-ring", {
+        "gitops-rings:ring": "nope",
+        "gitops-rings:environment": "dev",
+      });
+      assert.match(msg, /stacks\/Pulumi\.bad-ring\.yaml: gitops-rings:ring: "nope"/);
+    });
+
+    it("GIVEN a malformed version pin THEN preview names the key and value", async function () {
+      const stack = await repo.stack("bad-pin");
+      await stack.setConfig("gitops-rings:pins.backend.version", { value: "1.x" }, true);
+      const msg = await failing("bad-pin", {
+        "gitops-rings:ring": "testers",
+        "gitops-rings:environment": "dev",
+      });
+      assert.match(
+        msg,
+        /stacks\/Pulumi\.bad-pin\.yaml: gitops-rings:pins\.backend\.version: "1\.x" is not a version/,
+      );
+    });
+
+    it("GIVEN a dependency cycle THEN preview prints the cycle", async function () {
+      repo.write("app/services/base/Dockerfile", "FROM frontend\n");
+      try {
+        const msg = await failing("bad-cycle", {
+          "gitops-rings:ring": "developers",
+          "gitops-rings:environment": "dev",
+        });
+        assert.match(msg, /dependency cycle/);
+        assert.match(msg, /base -> frontend -> base|frontend -> base -> frontend/);
+      } finally {
+        repo.write("app/services/base/Dockerfile", "FROM scratch\n");
+      }
+    });
+  });
+});
