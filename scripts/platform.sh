@@ -127,12 +127,15 @@ start() {
   local name="$1" ready="$2"; shift 2
   if running "$name"; then log "$name already running (pid $(cat "$(pidfile "$name")"))"; return 0; fi
   mkdir -p "$STATE/run" "$STATE/logs"
+  if eval "$ready" >/dev/null 2>&1; then
+    die "$name: something else already answers its readiness check ($ready); stop it, or move this platform's ports (GITOPS_RINGS_*_PORT)"
+  fi
   log "starting $name"
   setsid "$@" >>"$(logfile "$name")" 2>&1 </dev/null &
   echo $! >"$(pidfile "$name")"
   local i
   for i in $(seq 1 120); do
-    if eval "$ready" >/dev/null 2>&1; then log "$name ready"; return 0; fi
+    if eval "$ready" >/dev/null 2>&1 && running "$name"; then log "$name ready"; return 0; fi
     if ! running "$name"; then break; fi
     sleep 0.5
   done
