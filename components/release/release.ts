@@ -3,29 +3,14 @@ import * as pulumi from "@pulumi/pulumi";
 import * as dockerbuild from "@pulumi/docker-build";
 import {
   buildImage,
-  type ImageAction,
+  type ImageArgs,
   type ImageBuilder,
   type RegistryCredentials,
 } from "../service/serviceImage";
 import type { BuildkitImage } from "../service/buildkitImage";
 
-/** Arguments of {@link Release}. */
-export interface ReleaseArgs {
-  /** Release repository, `<registry>/<project>/release` (lib/state-store.ts). */
-  readonly repository: string;
-  /** `build` pushes a new release version, `keep` re-declares the one this stack pushed, `reuse` takes the ring's. */
-  readonly action: ImageAction;
-  /** The release's semver (the version rule of DESIGN.md applies to releases too). */
-  readonly version: string;
-  /** `v1:sha256:…` over the services' digests (lib/labels.ts `releaseRevision`). */
-  readonly revision: pulumi.Input<string>;
-  /** Digest of the existing release; required when `action` is `reuse`. */
-  readonly digest?: string;
-  /**
-   * The release labels (lib/labels.ts `releaseLabels`): every service's version, digest,
-   * revision and source commits. Digests of images built in this update are Outputs.
-   */
-  readonly labels: pulumi.Input<Readonly<Record<string, pulumi.Input<string>>>>;
+/** Arguments of {@link Release}: the release repository is `<registry>/<project>/release`. */
+export interface ReleaseArgs extends ImageArgs {
   /** @default { kind: "docker-build" } */
   readonly builder?: ImageBuilder;
   readonly registries?: readonly RegistryCredentials[];

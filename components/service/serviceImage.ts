@@ -42,19 +42,16 @@ export interface ServiceBuild {
   readonly registries?: readonly RegistryCredentials[];
 }
 
-/** Arguments of {@link ServiceImage}. */
-export interface ServiceImageArgs {
-  /** Service name as in `gitops-rings.yaml`. */
-  readonly service: string;
+/** What every pushed image of a site has: a repository, a version, a revision and labels. */
+export interface ImageArgs {
   /** Repository the image is pushed to, e.g. `127.0.0.1:5001/example/backend`. */
   readonly repository: string;
   /**
-   * `build` pushes a new version. `keep` declares the Image this stack built in an earlier
-   * update with the same inputs, so the engine sees no change and builds nothing. `reuse`
-   * takes an image that another stack built, by digest, and declares no Image.
+   * `build` pushes a new version. `keep` declares the image resource this stack built in an
+   * earlier update with the same inputs, so the engine sees no change and builds nothing.
+   * `reuse` takes an image that another stack built, by digest, and declares no resource.
    */
   readonly action: ImageAction;
-  readonly reason: ImageReason;
   /** The semver this image has (the next version when building; lib/version.ts). */
   readonly version: string;
   /** The revision of what the image is built from (lib/revision.ts), `v1:sha256:…`. */
@@ -62,11 +59,18 @@ export interface ServiceImageArgs {
   /** Digest of the existing image; required when `action` is `reuse`. */
   readonly digest?: string;
   /**
-   * Labels of the image (lib/labels.ts: the OCI annotations, `dependency.*`, source commits and
-   * the service's own). Values may be Outputs (a dependency version is known up front, so they
-   * are plain in practice).
+   * Labels of the image (lib/labels.ts: the OCI annotations, `dependency.*`, source commits
+   * and the service's own; for the release, every service's record). Digests of images built
+   * in this update are Outputs.
    */
   readonly labels: pulumi.Input<Readonly<Record<string, pulumi.Input<string>>>>;
+}
+
+/** Arguments of {@link ServiceImage}. */
+export interface ServiceImageArgs extends ImageArgs {
+  /** Service name as in `gitops-rings.yaml`. */
+  readonly service: string;
+  readonly reason: ImageReason;
   /** Required when `action` is `build` or `keep`. */
   readonly build?: ServiceBuild;
 }
