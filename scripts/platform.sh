@@ -277,7 +277,7 @@ start_kubernetes() {
   start kube-scheduler "$curl_k -k https://127.0.0.1:10259/healthz" \
     "$kube_bin/kube-scheduler" --kubeconfig "$kc" --authentication-kubeconfig "$kc" \
     --authorization-kubeconfig "$kc" --leader-elect=false --bind-address 127.0.0.1
-  start kwok "$curl_k https://127.0.0.1:$APISERVER_PORT/api/v1/nodes/kwok-node-0" \
+  start kwok "curl -fsS http://127.0.0.1:10247/healthz" \
     bash -c "'$root/scripts/platform/kwok-node.sh' '$kc' '$pki' $APISERVER_PORT && exec '$kwok_bin/kwok' --kubeconfig '$kc' \
       --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
       --node-lease-duration-seconds 40 --cidr 10.0.1.0/24 --node-ip 10.0.1.1 --node-port 10247 --server-address 127.0.0.1:10247"

@@ -10,7 +10,13 @@ import { execFileSync } from "node:child_process";
 import type { OutputMap, Stack, UpResult } from "@pulumi/pulumi/automation";
 import { RegistryClient } from "../../lib/registry";
 import { StateStore } from "../../lib/state-store";
-import { assertPlatformEnv, makeVersionRepo, type VersionRepo } from "./helpers/versionRepo";
+import { parse, stringify } from "yaml";
+import {
+  assertPlatformEnv,
+  makeSourceRepo,
+  makeVersionRepo,
+  type VersionRepo,
+} from "./helpers/versionRepo";
 
 interface ServiceOut {
   version: string;
@@ -167,7 +173,13 @@ describe("a site on the local platform (end to end)", function () {
       tagsAfter.map((t) => [...t].sort()),
       tagsBefore.map((t) => [...t].sort()),
     );
-    assert.deepEqual(services(again.outputs), services(first.outputs));
+    // The same images, now reused: only `why` differs ("built (new)" before).
+    const strip = (o: OutputMap) =>
+      Object.fromEntries(
+        Object.entries(services(o)).map(([n, { why: _why, ...rest }]) => [n, rest]),
+      );
+    assert.deepEqual(strip(again.outputs), strip(first.outputs));
+    assert.equal(services(again.outputs).backend.why, "ring developers (unchanged)");
   });
 
   it("GIVEN a file that only the frontend COPYs changes WHEN the site is updated THEN exactly the frontend is rebuilt with a patch bump and the release is bumped", async function () {
@@ -269,6 +281,46 @@ describe("a site on the local platform (end to end)", function () {
       history.slice(0, 2).map((h) => h.result),
       ["succeeded", "succeeded"],
     );
+  });
+
+  it("GIVEN a service whose files come from another git repository WHEN the site builds THEN it is built from the branch head, then from a commit pinned in stack config, and the commits are in its labels and outputs", async function () {
+    const source = makeSourceRepo();
+    try {
+      const config = parse(repo.read("gitops-rings.yaml"));
+      config.services.worker = {
+        source: "worker",
+        context: ".",
+        sources: [{ name: "worker", url: source.url, branch: "main" }],
+      };
+      repo.write("gitops-rings.yaml", stringify(config));
+      const head = source.commit("v2\n");
+      const up = await timed("multi-repo service from branch head", developers);
+      const worker = services(up.outputs).worker as ServiceOut & {
+        sources: { name: string; commit: string }[];
+      };
+      assert.deepEqual(built(up.outputs), ["worker"]);
+      assert.deepEqual(worker.sources, [{ name: "worker", url: source.url, commit: head }]);
+      const labels = await client.getLabels(worker.ref);
+      assert.equal(labels["io.gitops-rings.source.worker.commit"], head);
+      assert.equal(labels["org.opencontainers.image.source"], source.url);
+      assert.equal(labels["dependency.base"], services(up.outputs).base.version);
+
+      await developers.setConfig(
+        "gitops-rings:sourceCommits.worker/worker",
+        { value: source.first },
+        true,
+      );
+      const pinned = await timed("multi-repo service pinned to a commit", developers);
+      const again = services(pinned.outputs).worker as typeof worker;
+      assert.deepEqual(built(pinned.outputs), ["worker"]);
+      assert.equal(again.sources[0].commit, source.first);
+      assert.equal(
+        (await client.getLabels(again.ref))["io.gitops-rings.source.worker.commit"],
+        source.first,
+      );
+    } finally {
+      source.remove();
+    }
   });
 
   describe("bad config fails before anything is created", function () {

@@ -123,3 +123,43 @@ export function makeVersionRepo(): VersionRepo {
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/** A source repository of a service (Version Repository seed 000), in a temp dir. */
+export interface SourceRepo {
+  /** `file://` URL of the repository. */
+  readonly url: string;
+  /** The first commit (a Dockerfile and `message.txt` saying v1). */
+  readonly first: string;
+  /** Commits a new `message.txt` on main; returns the commit id. */
+  commit(message: string): string;
+  remove(): void;
+}
+
+/** Creates a git repository holding a small service built FROM the base service. */
+export function makeSourceRepo(): SourceRepo {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-source-"));
+  const env = {
+    ...process.env,
+    GIT_AUTHOR_NAME: "e2e",
+    GIT_AUTHOR_EMAIL: "e2e@example.com",
+    GIT_COMMITTER_NAME: "e2e",
+    GIT_COMMITTER_EMAIL: "e2e@example.com",
+  };
+  const git = (...args: string[]) =>
+    execFileSync("git", args, { cwd: dir, env, encoding: "utf8" }).trim();
+  git("init", "-q", "-b", "main");
+  fs.writeFileSync(path.join(dir, "Dockerfile"), "FROM base\nCOPY message.txt /www/message.txt\n");
+  const commit = (message: string) => {
+    fs.writeFileSync(path.join(dir, "message.txt"), message);
+    git("add", "-A");
+    git("commit", "-q", "-m", message.trim());
+    return git("rev-parse", "HEAD");
+  };
+  const first = commit("v1\n");
+  return {
+    url: `file://${dir}`,
+    first,
+    commit,
+    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
