@@ -285,8 +285,9 @@ describe("a site on the local platform (end to end)", function () {
 
   it("GIVEN a service whose files come from another git repository WHEN the site builds THEN it is built from the branch head, then from a commit pinned in stack config, and the commits are in its labels and outputs", async function () {
     const source = makeSourceRepo();
+    const original = repo.read("gitops-rings.yaml");
     try {
-      const config = parse(repo.read("gitops-rings.yaml"));
+      const config = parse(original);
       config.services.worker = {
         source: "worker",
         context: ".",
@@ -319,6 +320,8 @@ describe("a site on the local platform (end to end)", function () {
         source.first,
       );
     } finally {
+      repo.write("gitops-rings.yaml", original);
+      await developers.removeConfig("gitops-rings:sourceCommits");
       source.remove();
     }
   });
