@@ -7,6 +7,7 @@
  */
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
+import * as path from "node:path";
 import type { OutputMap, Stack, UpResult } from "@pulumi/pulumi/automation";
 import { RegistryClient } from "../../lib/registry";
 import { StateStore } from "../../lib/state-store";
@@ -187,6 +188,29 @@ describe("a site on the local platform (end to end)", function () {
       "app/services/frontend/index.html",
       `${repo.read("app/services/frontend/index.html")}<!-- change -->\n`,
     );
+
+    // Preview first (flow 7): it shows the plan and builds, pushes and moves nothing.
+    const tagsBefore = await Promise.all(
+      ["frontend", "release"].map((i) => client.listTags(repoOf(i))),
+    );
+    let printed = "";
+    const preview = await developers.preview({ onOutput: (o) => (printed += o) });
+    assert.match(printed, /frontend\s+build\s+revision changed\s+0\.1\.0\s+0\.1\.1/);
+    assert.match(printed, /backend\s+reuse\s+unchanged\s+0\.1\.0\s+0\.1\.0/);
+    assert.match(printed, /\(release\)\s+build\s+changed\s+0\.1\.0\s+0\.1\.1/);
+    assert.ok(
+      (preview.changeSummary.update ?? 0) >= 3,
+      `preview: ${JSON.stringify(preview.changeSummary)}`,
+    );
+    const tagsAfter = await Promise.all(
+      ["frontend", "release"].map((i) => client.listTags(repoOf(i))),
+    );
+    assert.deepEqual(
+      tagsAfter.map((t) => [...t].sort()),
+      tagsBefore.map((t) => [...t].sort()),
+    );
+    assert.equal((await store.readRing("developers")).release?.version, "0.1.0");
+
     const up = await timed("frontend file changed", developers);
     assert.deepEqual(built(up.outputs), ["frontend"]);
     const out = services(up.outputs);
@@ -227,7 +251,15 @@ describe("a site on the local platform (end to end)", function () {
 
   it("GIVEN developers is promoted to testers WHEN the testers site is updated THEN it deploys the same digests, and the next developers build bumps minor", async function () {
     const dev = services((await developers.outputs()) as OutputMap);
-    await store.promote("developers");
+    // The ring operations command, as a user runs it in the version repository.
+    const rings = (...args: string[]) =>
+      execFileSync("npx", ["tsx", path.join(__dirname, "../../scripts/rings.ts"), ...args], {
+        cwd: repo.dir,
+        encoding: "utf8",
+      });
+    const promoted = rings("promote", "developers");
+    assert.match(promoted, /ring testers -> release 0\.1\.2/);
+    assert.match(promoted, /^testers\s+0\.1\.2\s+0\.1\.1\s+0\.1\.1\s+0\.1\.2$/m);
     const up = await timed("dev-testers after promote", testers);
     assert.deepEqual(built(up.outputs), []);
     assert.equal(up.outputs.release.value, "0.1.2");
