@@ -7,6 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
+  ConfigError,
   parseRepositoryConfig,
   parseSiteConfig,
   servicePaths,
@@ -162,7 +163,8 @@ export const REPOSITORY_FILE = "gitops-rings.yaml";
 export const stackFile = (stack: string) => `stacks/Pulumi.${stack}.yaml`;
 
 /**
- * Reads and validates the repository and site config (no I/O beyond the repository file).
+ * Reads and validates the repository and site config, and checks that the site's environment
+ * overlay is a Kustomize directory (no other I/O).
  * @throws {ConfigError} naming file, key and value (DESIGN.md invariant 6).
  */
 export function readConfig(
@@ -173,6 +175,17 @@ export function readConfig(
   const text = fs.readFileSync(path.join(root, REPOSITORY_FILE), "utf8");
   const repo = parseRepositoryConfig(text, REPOSITORY_FILE);
   const site = parseSiteConfig(siteValuesFromConfigMap(config), stackFile(stack), repo);
+  const overlay = repo.environments[site.environment].overlay;
+  const names = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+  if (!names.some((n) => fs.existsSync(path.join(root, overlay, n)))) {
+    throw new ConfigError([
+      {
+        file: REPOSITORY_FILE,
+        key: `environments.${site.environment}.overlay`,
+        message: `"${overlay}" has no kustomization.yaml`,
+      },
+    ]);
+  }
   return { repo, site };
 }
 

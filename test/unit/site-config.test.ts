@@ -1,0 +1,76 @@
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ConfigError } from "../../lib/config";
+import { platformOf, readConfig, siteNamespace } from "../../lib/site";
+
+describe("site config (lib/site.ts)", () => {
+  let root: string;
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "site-config-"));
+    fs.writeFileSync(
+      path.join(root, "gitops-rings.yaml"),
+      [
+        "project: example",
+        "registry: 127.0.0.1:5001",
+        "rings: [developers, testers]",
+        "environments:",
+        "  dev: { overlay: deploy/dev, namespace: example-dev }",
+        "services:",
+        "  base: { context: services/base }",
+        "",
+      ].join("\n"),
+    );
+  });
+  afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  const values = { "gitops-rings:ring": "developers", "gitops-rings:environment": "dev" };
+
+  it("GIVEN an environment overlay without a kustomization WHEN read THEN the error names gitops-rings.yaml, the key and the directory", () => {
+    assert.throws(
+      () => readConfig(root, "dev-developers", values),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.message ===
+          'gitops-rings.yaml: environments.dev.overlay: "deploy/dev" has no kustomization.yaml',
+    );
+  });
+
+  it("GIVEN a valid repository and site WHEN read THEN the site builds on the first ring", () => {
+    fs.mkdirSync(path.join(root, "deploy/dev"), { recursive: true });
+    fs.writeFileSync(path.join(root, "deploy/dev/kustomization.yaml"), "resources: []\n");
+    const { repo, site } = readConfig(root, "dev-developers", values);
+    assert.equal(repo.project, "example");
+    assert.equal(site.ring, "developers");
+    assert.equal(site.build, true);
+    assert.equal(site.file, "stacks/Pulumi.dev-developers.yaml");
+  });
+
+  it("GIVEN an environment namespace and a ring THEN the site's namespace joins them, and refuses more than 63 characters", () => {
+    assert.equal(siteNamespace("example-dev", "testers"), "example-dev-testers");
+    assert.throws(() => siteNamespace("x".repeat(60), "testers"), /longer than 63 characters/);
+  });
+
+  it("GIVEN the local platform's environment THEN images are built with buildctl and applied with kubectl; otherwise with docker-build and kubernetes", () => {
+    assert.deepEqual(
+      platformOf({
+        GITOPS_RINGS_PLATFORM: "local",
+        BUILDKIT_HOST: "tcp://127.0.0.1:9",
+        KUBECONFIG: "/k",
+      }),
+      {
+        builder: { kind: "buildctl", addr: "tcp://127.0.0.1:9" },
+        deployer: { kind: "kubectl", kubeconfig: "/k" },
+      },
+    );
+    assert.deepEqual(platformOf({ GITOPS_RINGS_BUILDX_BUILDER: "ci" }), {
+      builder: { kind: "docker-build", name: "ci" },
+      deployer: { kind: "kubernetes" },
+    });
+    assert.throws(
+      () => platformOf({ GITOPS_RINGS_PLATFORM: "docker" }),
+      /GITOPS_RINGS_PLATFORM: "docker" is not "local"/,
+    );
+  });
+});
