@@ -128,6 +128,8 @@ export interface SitePlan {
     readonly currentVersion?: string;
     readonly version: string;
     readonly digest?: string;
+    /** The release version of the next ring, if it has one (what the version rule read). */
+    readonly nextRingVersion?: string;
   };
   /** Non-building sites: the release version and the images they deploy, by service. */
   readonly deploy: {
@@ -394,6 +396,7 @@ async function planBuild(
         : {}),
       version: plan.release.nextVersion,
       ...(currentRelease && !plan.release.changed ? { digest: currentRelease.digest } : {}),
+      ...(next?.release ? { nextRingVersion: next.release.version } : {}),
     },
     deploy: { images: {} },
     table: formatPlan(plan),

@@ -7,7 +7,7 @@ import { writeSiteOverlay, type PinnedImage } from "../../lib/kustomize";
 import type { SitePlan, ServiceStep } from "../../lib/site";
 import type { ImageRecord } from "../../lib/types";
 import { Release } from "../release/release";
-import { RingPointer } from "../ring/ringPointer";
+import { Ring } from "../ring/ring";
 import { ServiceImage } from "../service/serviceImage";
 import { KubectlApply } from "./kubectlApply";
 
@@ -39,7 +39,7 @@ export interface DeployedService {
  *
  * When the site builds (flow 1) it declares, in dependency order, one {@link ServiceImage} per
  * service with each dependency's reference by digest as its `FROM`, then the {@link Release}
- * that records them all, then the ring's {@link RingPointer}, which moves only after the
+ * that records them all, then the {@link Ring}, whose pointer moves only after the
  * release and its images are pushed. Every site then deploys (flow 2): it writes a Kustomize
  * overlay over its environment's overlay that pins every image by digest and labels the
  * objects with site, ring and release, and applies it with `@pulumi/kubernetes`
@@ -61,8 +61,8 @@ export class Site extends pulumi.ComponentResource {
   public readonly images: Record<string, ServiceImage> = {};
   /** The release, when the site builds. */
   public readonly releaseImage?: Release;
-  /** The ring pointer, when the site builds. */
-  public readonly ringPointer?: RingPointer;
+  /** The ring and its pointer, when the site builds. */
+  public readonly ring?: Ring;
   /** What applies the manifests: a kustomize Directory, or KubectlApply on the local platform. */
   public readonly deployment: k8s.kustomize.v2.Directory | KubectlApply;
 
@@ -129,17 +129,19 @@ export class Site extends pulumi.ComponentResource {
       );
       releaseVersion = release.version;
       this.releaseImage = release;
-      this.ringPointer = new RingPointer(
+      this.ring = new Ring(
         `${name}-ring-${plan.ring}`,
         {
           registry: plan.registry,
           project: plan.project,
-          rings: [...plan.rings],
+          rings: plan.rings,
           ring: plan.ring,
-          version: release.version,
-          digest: release.digest,
+          current: plan.release.currentVersion,
+          next: { ring: plan.nextRing, release: plan.release.nextRingVersion },
+          release: { version: release.version, digest: release.digest },
+          dependsOn: [release, ...Object.values(this.images)],
         },
-        { parent: this, dependsOn: [release, ...Object.values(this.images)] },
+        { parent: this },
       );
     } else {
       for (const [service, image] of Object.entries(plan.deploy.images)) {

@@ -108,7 +108,7 @@ const output = <T>(o: pulumi.Output<T>): Promise<T> =>
 /** Waits until every child of the site is registered (the last ones wait for digests). */
 async function registered(site: import("../../components/site/site").Site): Promise<void> {
   await output(site.deployment.urn);
-  if (site.ringPointer) await output(site.ringPointer.urn);
+  if (site.ring) await output(site.ring.pointer.urn);
 }
 
 describe("Site (Pulumi mocks)", () => {
@@ -163,7 +163,9 @@ describe("Site (Pulumi mocks)", () => {
 
     const pointer = recorded.find((r) => r.type === "pulumi-nodejs:dynamic/ring:RingPointer");
     assert.ok(pointer, "a ring pointer is declared");
-    assert.equal(pointer.name, "dev-developers-ring-developers");
+    assert.equal(pointer.name, "dev-developers-ring-developers-pointer");
+    const ring = recorded.find((r) => r.type === "gitops-rings:ring:Ring");
+    assert.equal(ring?.name, "dev-developers-ring-developers");
     assert.equal(pointer.inputs.version, "0.1.0");
     assert.equal(pointer.inputs.digest, digestOf("dev-developers-release"));
 
@@ -228,7 +230,7 @@ describe("Site (Pulumi mocks)", () => {
       overlayDir: path.join(tmp, "out"),
     });
     await output(site.releaseImage!.digest);
-    await output(site.ringPointer!.urn);
+    await output(site.ring!.pointer.urn);
     const images = recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/service:BuildkitImage");
     assert.deepEqual(
       images.map((r) => r.name),
