@@ -15,7 +15,8 @@ import type { RepositoryConfig, SiteConfig } from "./config";
 import { RELEASE } from "./config";
 import { dependencyOrder, type DependencyEdge } from "./graph";
 import { revisionOf, type RevisionInput } from "./revision";
-import type { Digest, Revision, RingName, RingState, Version } from "./types";
+import * as semver from "semver";
+import type { Digest, ImageRecord, Revision, RingName, RingState, Version } from "./types";
 import { nextRing, nextVersion } from "./version";
 
 /** What the plan knows of one service before deciding. */
@@ -38,6 +39,19 @@ export interface PlanInput {
   readonly next?: RingState;
   /** Every configured service's revision input and dependencies, by service name. */
   readonly services: Readonly<Record<string, PlanServiceInput>>;
+  /**
+   * Images already in the registry, by service name, that the plan may reuse when a service's
+   * revision equals theirs (a revert, or the same change built before): same revision, no
+   * rebuild and no new version (DESIGN.md invariant 3). lib/state-store.ts `findByRevision`
+   * finds them. @default {}
+   */
+  readonly known?: Readonly<Record<string, readonly ImageRecord[]>>;
+  /**
+   * Version tags that exist already, by service name and `release`. A next version that is
+   * taken (after an unshift, or a revert that reused an older image) is bumped by patch until
+   * it is free, since a version tag never moves (invariant 1). @default {}
+   */
+  readonly taken?: Readonly<Record<string, readonly Version[]>>;
 }
 
 /** Why a service is rebuilt or reused. */
@@ -124,25 +138,39 @@ export function planRelease(input: PlanInput): Plan {
   for (const name of order) {
     const deps = [...new Set(graph[name].map((e) => e.service))].sort();
     const record = inR[name];
-    const rebuilding = deps.filter((d) => decided.get(d)?.action === "build");
-    // The revision with each dependency's digest in R: exact when no dependency rebuilds,
-    // and tells "revision changed" from "dependency changed" when one does.
+    // A dependency changes this service when it rebuilds, or when it is reused at another
+    // digest than R's (an older image with the dependency's revision).
+    const changedDeps = deps.filter((d) => {
+      const dep = decided.get(d);
+      return dep?.action === "build" || dep?.digest !== inR[d]?.digest;
+    });
+    // The revision with each dependency's digest in R: tells "revision changed" from
+    // "dependency changed" when a dependency changes.
     const digestsInR: Record<string, Digest> = {};
-    let complete = true;
+    let completeInR = true;
     for (const d of deps) {
       const digest = inR[d]?.digest;
-      if (digest === undefined) complete = false;
+      if (digest === undefined) completeInR = false;
       else digestsInR[d] = digest;
     }
-    const revisionInR = complete ? revisionOf(input.services[name], digestsInR) : undefined;
+    const revisionInR = completeInR ? revisionOf(input.services[name], digestsInR) : undefined;
+    // The revision with each dependency's digest in this update: known unless one rebuilds.
+    const digestsNow: Record<string, Digest> = {};
+    let completeNow = true;
+    for (const d of deps) {
+      const digest = decided.get(d)?.action === "build" ? undefined : decided.get(d)?.digest;
+      if (digest === undefined) completeNow = false;
+      else digestsNow[d] = digest;
+    }
+    const revisionNow = completeNow ? revisionOf(input.services[name], digestsNow) : undefined;
     let reason: PlanReason;
     if (record === undefined) reason = "new";
     else if (
       revisionInR !== record.revision &&
-      (rebuilding.length === 0 || revisionInR !== undefined)
+      (changedDeps.length === 0 || revisionInR !== undefined)
     ) {
       reason = "revision changed";
-    } else if (rebuilding.length > 0) reason = "dependency changed";
+    } else if (changedDeps.length > 0) reason = "dependency changed";
     else reason = "unchanged";
 
     if (reason === "unchanged") {
@@ -158,18 +186,38 @@ export function planRelease(input: PlanInput): Plan {
       });
       continue;
     }
+    const existing =
+      revisionNow === undefined
+        ? undefined
+        : (input.known?.[name] ?? []).find((r) => r.revision === revisionNow);
+    if (existing !== undefined) {
+      decided.set(name, {
+        service: name,
+        action: "reuse",
+        reason,
+        ...(record !== undefined ? { currentVersion: record.version } : {}),
+        nextVersion: existing.version,
+        revision: revisionNow,
+        digest: existing.digest,
+        dependencies: deps,
+      });
+      continue;
+    }
     decided.set(name, {
       service: name,
       action: "build",
       reason,
       ...(record !== undefined ? { currentVersion: record.version } : {}),
-      nextVersion: nextVersion({
-        current: record?.version,
-        next: inN[name]?.version,
-        major: major.has(name),
-        initial: repository.initialVersion,
-      }),
-      ...(rebuilding.length === 0 && revisionInR !== undefined ? { revision: revisionInR } : {}),
+      nextVersion: free(
+        nextVersion({
+          current: record?.version,
+          next: inN[name]?.version,
+          major: major.has(name),
+          initial: repository.initialVersion,
+        }),
+        input.taken?.[name],
+      ),
+      ...(revisionNow !== undefined ? { revision: revisionNow } : {}),
       dependencies: deps,
     });
   }
@@ -179,21 +227,36 @@ export function planRelease(input: PlanInput): Plan {
   const sameServices =
     currentRelease !== undefined &&
     Object.keys(currentRelease.services).sort().join("\0") === [...order].sort().join("\0");
-  const changed = !sameServices || services.some((s) => s.action === "build");
+  const changed =
+    !sameServices ||
+    services.some(
+      (s) => s.action === "build" || s.digest !== currentRelease?.services[s.service]?.digest,
+    );
   const release: PlannedRelease = {
     ...(currentRelease !== undefined ? { currentVersion: currentRelease.version } : {}),
     nextVersion:
       changed || currentRelease === undefined
-        ? nextVersion({
-            current: currentRelease?.version,
-            next: next?.release?.version,
-            major: major.has(RELEASE),
-            initial: repository.initialVersion,
-          })
+        ? free(
+            nextVersion({
+              current: currentRelease?.version,
+              next: next?.release?.version,
+              major: major.has(RELEASE),
+              initial: repository.initialVersion,
+            }),
+            input.taken?.[RELEASE],
+          )
         : currentRelease.version,
     changed,
   };
   return { ring, ...(after !== undefined ? { nextRing: after } : {}), services, release };
+}
+
+/** `version`, or the next patch after it that `taken` does not hold. */
+function free(version: Version, taken: readonly Version[] = []): Version {
+  const used = new Set(taken);
+  let v = version;
+  while (used.has(v)) v = semver.inc(v, "patch") as Version;
+  return v;
 }
 
 /**

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   ConfigError,
+  RELEASE,
   parseRepositoryConfig,
   parseSiteConfig,
   servicePaths,
@@ -26,7 +27,7 @@ import { formatPlan, planRelease, type PlanServiceInput } from "./plan";
 import { selectImage, type Policy } from "./policies";
 import { RegistryClient } from "./registry";
 import { StateStore } from "./state-store";
-import type { ImageRecord, ReleaseRecord, SourceCommit } from "./types";
+import type { ImageRecord, ReleaseRecord, SourceCommit, Version } from "./types";
 import { nextRing } from "./version";
 
 /** What an update does with one image. */
@@ -324,20 +325,60 @@ async function planBuild(
   for (const [name, r] of Object.entries(reads)) {
     inputs[name] = { content: r.input.content, dependencies: r.build.dependencies };
   }
-  const plan = planRelease({
-    repository: repo,
-    site,
-    current,
-    ...(next ? { next } : {}),
-    services: inputs,
-  });
-  const versions = Object.fromEntries(plan.services.map((p) => [p.service, p.nextVersion]));
+  const taken: Record<string, Version[]> = Object.fromEntries(
+    await Promise.all(
+      [
+        ...Object.values(repo.services).map((s) => [s.name, store.repositoryOf(s.image)]),
+        [RELEASE, store.releaseRepository],
+      ].map(async ([name, repository]) => [name, await store.listVersions(repository)] as const),
+    ),
+  );
+  // Same revision, no rebuild and no new version (invariant 3): a service the plan would
+  // build whose revision an image in the registry already has reuses that image. Reusing one
+  // can make a dependent's revision known, so plan again until nothing new is found.
+  const known: Record<string, ImageRecord[]> = {};
+  const searched = new Set<string>();
+  const plan = async () =>
+    planRelease({
+      repository: repo,
+      site,
+      current,
+      ...(next ? { next } : {}),
+      services: inputs,
+      known,
+      taken,
+    });
+  let planned = await plan();
+  for (;;) {
+    const candidates = planned.services.filter(
+      (p) =>
+        p.action === "build" &&
+        p.revision !== undefined &&
+        !searched.has(`${p.service} ${p.revision}`),
+    );
+    if (candidates.length === 0) break;
+    let found = false;
+    for (const p of candidates) {
+      searched.add(`${p.service} ${p.revision}`);
+      const repository = store.repositoryOf(repo.services[p.service].image);
+      const hit = await store.findByRevision(repository, p.revision as string, {
+        service: p.service,
+      });
+      if (hit) {
+        (known[p.service] ??= []).push(hit);
+        found = true;
+      }
+    }
+    if (!found) break;
+    planned = await plan();
+  }
+  const versions = Object.fromEntries(planned.services.map((p) => [p.service, p.nextVersion]));
   const kept = (key: string, version: string, digest?: string) =>
     previous[key] !== undefined &&
     previous[key].version === version &&
     previous[key].digest === digest;
 
-  const services: ServiceStep[] = plan.services.map((p) => {
+  const services: ServiceStep[] = planned.services.map((p) => {
     const r = reads[p.service];
     const refs = r.build.info.references.filter((ref) => ref.via === "from");
     const action: ImageAction =
@@ -379,9 +420,9 @@ async function planBuild(
     };
   });
   const currentRelease = current.release;
-  const releaseAction: ImageAction = plan.release.changed
+  const releaseAction: ImageAction = planned.release.changed
     ? "build"
-    : kept("release", plan.release.nextVersion, currentRelease?.digest)
+    : kept("release", planned.release.nextVersion, currentRelease?.digest)
       ? "keep"
       : "reuse";
   return {
@@ -391,15 +432,15 @@ async function planBuild(
     release: {
       repository: store.releaseRepository,
       action: releaseAction,
-      ...(plan.release.currentVersion !== undefined
-        ? { currentVersion: plan.release.currentVersion }
+      ...(planned.release.currentVersion !== undefined
+        ? { currentVersion: planned.release.currentVersion }
         : {}),
-      version: plan.release.nextVersion,
-      ...(currentRelease && !plan.release.changed ? { digest: currentRelease.digest } : {}),
+      version: planned.release.nextVersion,
+      ...(currentRelease && !planned.release.changed ? { digest: currentRelease.digest } : {}),
       ...(next?.release ? { nextRingVersion: next.release.version } : {}),
     },
     deploy: { images: {} },
-    table: formatPlan(plan),
+    table: formatPlan(planned),
   };
 }
 

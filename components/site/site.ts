@@ -87,7 +87,9 @@ export class Site extends pulumi.ComponentResource {
             why:
               step.action === "build"
                 ? `built (${step.reason})`
-                : `ring ${plan.ring} (${step.reason})`,
+                : step.reason === "unchanged"
+                  ? `ring ${plan.ring} (unchanged)`
+                  : `reused ${step.version}: same revision (${step.reason})`,
           }));
       }
       const records = pulumi.all(

@@ -386,4 +386,57 @@ describe("lib/plan", () => {
       ].join("\n"),
     );
   });
+
+  describe("images already in the registry (invariant 3) and taken versions (invariant 1)", () => {
+    it("GIVEN base reverted to the content of an older image THEN that image is reused at its version, its dependents rebuild against it, and the release changes", () => {
+      const old: ImageRecord = {
+        service: "base",
+        repository: "127.0.0.1:5001/example/base",
+        version: "0.3.1",
+        digest: digest("b31"),
+        revision: revisionOf({ content: digest("7") }, {}),
+        dependencies: {},
+        sources: [],
+      };
+      const plan = planRelease({
+        repository: repo,
+        site: site(),
+        current: R,
+        next: N,
+        services: changed("base", "7"),
+        known: { base: [old] },
+      });
+      assert.deepEqual(
+        plan.services.map((s) => [s.service, s.action, s.reason, s.currentVersion, s.nextVersion]),
+        [
+          ["base", "reuse", "revision changed", "0.3.2", "0.3.1"],
+          ["backend", "build", "dependency changed", "0.3.2", "0.4.0"],
+          ["frontend", "build", "dependency changed", "0.2.0", "0.2.1"],
+          ["worker", "build", "dependency changed", "0.1.0", "0.1.1"],
+        ],
+      );
+      assert.equal(plan.services[0].digest, old.digest);
+      // The dependents' revisions are exact: the reused base's digest is known.
+      assert.equal(plan.services[1].revision, revisionOf(SERVICES.backend, { base: old.digest }));
+      assert.deepEqual(plan.release, {
+        currentVersion: "1.0.0",
+        nextVersion: "1.0.1",
+        changed: true,
+      });
+    });
+
+    it("GIVEN a next version whose tag exists already THEN the next free patch is taken, for services and the release", () => {
+      const plan = planRelease({
+        repository: repo,
+        site: site(),
+        current: R,
+        next: N,
+        services: changed("frontend", "9"),
+        taken: { frontend: ["0.2.0", "0.2.1", "0.2.2"], release: ["1.0.1"] },
+      });
+      const frontend = plan.services.find((s) => s.service === "frontend");
+      assert.equal(frontend?.nextVersion, "0.2.3");
+      assert.equal(plan.release.nextVersion, "1.0.2");
+    });
+  });
 });
