@@ -5,7 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { Site } from "./components/site/site";
-import { prepareSite, readConfig, type BuiltImages } from "./lib/site";
+import { prepareSite, readConfig, type BuiltImages, type SitePlan } from "./lib/site";
 
 const stack = pulumi.getStack();
 
@@ -13,25 +13,40 @@ const stack = pulumi.getStack();
 // created (DESIGN.md invariant 6); a synchronous failure also ends the preview at once.
 readConfig(process.cwd(), stack, pulumi.runtime.allConfig());
 
+/**
+ * The exit code that tells the nodejs language host the error was logged already. Errors from
+ * the async step end the process with it at once: an error thrown from the async entry keeps
+ * the language host waiting about 30 s before the update fails.
+ */
+const EXIT_AFTER_LOGGED_ERROR = 32;
+
+async function planSite(): Promise<SitePlan> {
+  try {
+    // What this stack's previous update declared, so that unchanged images stay declared.
+    const self = new pulumi.StackReference(
+      `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`,
+    );
+    const previous = ((await self.getOutputValue("builtImages")) ?? {}) as BuiltImages;
+    return await prepareSite({
+      root: process.cwd(),
+      stack,
+      config: pulumi.runtime.allConfig(),
+      previous,
+    });
+  } catch (err) {
+    await pulumi.log.error(err instanceof Error ? err.message : String(err));
+    process.exit(EXIT_AFTER_LOGGED_ERROR);
+  }
+}
+
 export = async () => {
-  // What this stack's previous update declared, so that unchanged images stay declared.
-  const self = new pulumi.StackReference(
-    `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`,
-  );
-  const previous = ((await self.getOutputValue("builtImages")) ?? {}) as BuiltImages;
+  const sitePlan = await planSite();
+  await pulumi.log.info(`\n${sitePlan.table}`);
 
-  const plan = await prepareSite({
-    root: process.cwd(),
-    stack,
-    config: pulumi.runtime.allConfig(),
-    previous,
-  });
-  await pulumi.log.info(`\n${plan.table}`);
-
-  const site = new Site(stack, { plan });
+  const site = new Site(stack, { plan: sitePlan });
   return {
-    ring: plan.ring,
-    environment: plan.environment.name,
+    ring: sitePlan.ring,
+    environment: sitePlan.environment.name,
     release: site.release,
     services: site.services,
     plan: site.plan,
