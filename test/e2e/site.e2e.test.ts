@@ -376,6 +376,23 @@ describe("a site on the local platform (end to end)", function () {
     }
   });
 
+  it("GIVEN a site WHEN it is destroyed THEN its objects leave the cluster and nothing leaves the registry", async function () {
+    const repos = ["base", "backend", "frontend", "release"];
+    const tagsBefore = await Promise.all(repos.map((i) => client.listTags(repoOf(i))));
+    const ringsBefore = (await store.readRings()).map((r) => r.release?.version);
+    await testers.destroy({ onOutput: () => undefined });
+    assert.deepEqual(deployments(repo.namespace("dev", "testers")), {});
+    const tagsAfter = await Promise.all(repos.map((i) => client.listTags(repoOf(i))));
+    assert.deepEqual(
+      tagsAfter.map((t) => [...t].sort()),
+      tagsBefore.map((t) => [...t].sort()),
+    );
+    assert.deepEqual(
+      (await store.readRings()).map((r) => r.release?.version),
+      ringsBefore,
+    );
+  });
+
   describe("bad config fails before anything is created", function () {
     async function failing(site: string, config: Record<string, string>): Promise<string> {
       const stack = await repo.stack(site);
