@@ -25,11 +25,9 @@ import {
   type Platform,
 } from "./registry";
 import type { ImageRecord, ReleaseRecord, RingName, RingState, Version } from "./types";
+import { allRings, ANTE, POST } from "./version";
 
-/** The pseudo-ring before the configured rings, where base images are prepared. */
-export const ANTE: RingName = "ante";
-/** The pseudo-ring after the configured rings, holding the release shifted off the train. */
-export const POST: RingName = "post";
+export { ANTE, POST };
 
 /** The tag of a ring pointer on the release repository: `ring-<name>`. */
 export function ringTag(ring: RingName): string {
@@ -52,7 +50,7 @@ export function ringOrder(rings: readonly RingName[]): RingName[] {
     if (seen.has(ring)) throw new Error(`ring ${JSON.stringify(ring)} is listed twice`);
     seen.add(ring);
   }
-  return [ANTE, ...rings, POST];
+  return allRings(rings);
 }
 
 /** One ring pointer move: `ring` gets `release`, which ring `from` holds. */
