@@ -19,7 +19,8 @@
 import * as semver from "semver";
 import { walkCommits } from "./git";
 import { LABEL_VERSION, sourceCommitLabel } from "./labels";
-import { DEFAULT_PLATFORM, mapLimit, RegistryClient, type Platform } from "./registry";
+import { mapLimit } from "./limit";
+import { DEFAULT_PLATFORM, RegistryClient, type Platform } from "./registry";
 import type { Digest, RingState, Version } from "./types";
 
 /** Flux's `filterTags`: keep tags matching `pattern`, order by the `extract`ed value. */

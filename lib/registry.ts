@@ -18,6 +18,8 @@
  * `insecure` registries, HTTPS otherwise. Every error names registry, repository, reference and
  * HTTP status ({@link RegistryError}).
  */
+import { canonicalJson } from "./canonical";
+import { mapLimit, Semaphore } from "./limit";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import * as os from "node:os";
@@ -281,21 +283,6 @@ export function sha256Digest(bytes: Uint8Array | string): Digest {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
-/** JSON with object keys sorted at every level: the bytes of configs and manifests we write. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v && typeof v === "object" && !Array.isArray(v) && !Buffer.isBuffer(v)) {
-      const o = v as Record<string, unknown>;
-      return Object.fromEntries(
-        Object.keys(o)
-          .sort()
-          .map((k) => [k, o[k]]),
-      );
-    }
-    return v;
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // HTTP details (pure, unit tested)
 
@@ -355,39 +342,6 @@ export function backoffDelay(
 /** Statuses worth retrying: throttling and transient server errors. */
 export function isRetryableStatus(status: number): boolean {
   return status === 429 || status === 500 || status === 502 || status === 503 || status === 504;
-}
-
-/** A counting semaphore: at most `limit` tasks of {@link Semaphore.run} at once. */
-export class Semaphore {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private readonly limit: number) {
-    if (!(limit >= 1)) throw new Error(`semaphore limit ${limit} must be >= 1`);
-  }
-
-  /** Runs `task` once a slot is free; frees the slot when it settles. */
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
-    else this.active++;
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
-
-/** Runs `f` over `items` with at most `limit` at once; results in input order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  f: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const sem = new Semaphore(limit);
-  return Promise.all(items.map((item, i) => sem.run(() => f(item, i))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1344,3 +1298,5 @@ export class RegistryClient {
     return { descriptor: d, reference: `${repository}@${d.digest}`, bytes };
   }
 }
+
+export { canonicalJson, mapLimit, Semaphore };

@@ -18,6 +18,8 @@
  * worktree can take their ids from the index (`git ls-files -s`) instead of being read: the
  * fast path, which gives the same revision as reading every byte.
  */
+import { canonicalJson } from "./canonical";
+import { mapLimit } from "./limit";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
@@ -75,21 +77,6 @@ export interface RevisionOptions {
   readonly git?: boolean;
   /** Files read at once. @default 16 */
   readonly concurrency?: number;
-}
-
-/**
- * Serializes a value as JSON with object keys sorted at every level (STYLE.md rule 8).
- * @param value plain JSON data (no undefined inside arrays).
- * @returns canonical JSON text.
- */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  const entries = Object.keys(value)
-    .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
-  return `{${entries.join(",")}}`;
 }
 
 /**
@@ -284,24 +271,6 @@ export async function gitKnownBlobs(
   return result;
 }
 
-/** Runs `fn` over `items` with at most `limit` running at once; results in input order. */
-async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 /**
  * Hashes what a build reads into a {@link RevisionInput}. Modes come from `lstat` (executable
  * when the owner may execute, as git records it); contents from the git index when the fast
@@ -391,3 +360,5 @@ export async function computeRevisionInput(
   const { input, stats } = await readRevisionInput(build, options, options);
   return { build, input, stats };
 }
+
+export { canonicalJson };

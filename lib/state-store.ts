@@ -19,13 +19,13 @@ import {
 import {
   DEFAULT_PLATFORM,
   isTag,
-  mapLimit,
   parseRepository,
   RegistryClient,
   type Platform,
 } from "./registry";
 import type { ImageRecord, ReleaseRecord, RingName, RingState, Version } from "./types";
 import { allRings, ANTE, POST } from "./version";
+import { mapLimit } from "./limit";
 
 export { ANTE, POST };
 
