@@ -9,19 +9,19 @@ import { prepareSite, readConfig, type BuiltImages, type SitePlan } from "./lib/
 
 const stack = pulumi.getStack();
 
-// Bad config fails here, synchronously and before anything is read from the registry or
-// created (DESIGN.md invariant 6); a synchronous failure also ends the preview at once.
-readConfig(process.cwd(), stack, pulumi.runtime.allConfig());
-
 /**
- * The exit code that tells the nodejs language host the error was logged already. Errors from
- * the async step end the process with it at once: an error thrown from the async entry keeps
- * the language host waiting about 30 s before the update fails.
+ * The exit code that tells the nodejs language host the error was logged already. Errors of
+ * the planning step (bad config, a ring without a release, a dependency cycle) end the process
+ * with it at once: an error thrown from the async entry keeps the language host waiting about
+ * 30 s before the update fails.
  */
 const EXIT_AFTER_LOGGED_ERROR = 32;
 
 async function planSite(): Promise<SitePlan> {
   try {
+    // Bad config fails first, before anything is read from the registry or created
+    // (DESIGN.md invariant 6).
+    const config = readConfig(process.cwd(), stack, pulumi.runtime.allConfig());
     // What this stack's previous update declared, so that unchanged images stay declared.
     const self = new pulumi.StackReference(
       `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`,
@@ -30,7 +30,7 @@ async function planSite(): Promise<SitePlan> {
     return await prepareSite({
       root: process.cwd(),
       stack,
-      config: pulumi.runtime.allConfig(),
+      config,
       previous,
     });
   } catch (err) {

@@ -23,7 +23,7 @@ import { computeRevisionInput } from "./revision";
 import { serviceImagesOf } from "./dockerfile";
 import { checkout, resolveBranch } from "./git";
 import type { ImageLabelInput } from "./labels";
-import { formatPlan, planRelease, type PlanServiceInput } from "./plan";
+import { formatPlan, planRelease, type PlanReason, type PlanServiceInput } from "./plan";
 import { selectImage, type Policy } from "./policies";
 import { RegistryClient } from "./registry";
 import { StateStore } from "./state-store";
@@ -33,8 +33,8 @@ import { nextRing } from "./version";
 /** What an update does with one image. */
 export type ImageAction = "build" | "keep" | "reuse";
 
-/** Why an image is built or reused (DESIGN.md flow 7). */
-export type ImageReason = "new" | "revision changed" | "dependency changed" | "unchanged";
+/** Why an image is built or reused (DESIGN.md flow 7): lib/plan.ts decides it. */
+export type ImageReason = PlanReason;
 
 /** Which builder makes images (README, "The local platform"). */
 export type ImageBuilder =
@@ -152,8 +152,8 @@ export interface PrepareOptions {
   readonly root: string;
   /** The stack name: the site. */
   readonly stack: string;
-  /** The stack's whole config map (`pulumi.runtime.allConfig()`): keys `gitops-rings:<key>`. */
-  readonly config: Readonly<Record<string, unknown>>;
+  /** The repository and site config, as {@link readConfig} validated them. */
+  readonly config: { readonly repo: RepositoryConfig; readonly site: SiteConfig };
   /** What this stack's previous update built (its `builtImages` output). @default {} */
   readonly previous?: BuiltImages;
   /** Environment: `GITOPS_RINGS_PLATFORM`, `BUILDKIT_HOST`, `KUBECONFIG`, `GITOPS_RINGS_BUILDX_BUILDER`. */
@@ -253,7 +253,7 @@ async function resolveSources(service: ServiceConfig, site: SiteConfig): Promise
  */
 export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
   const env = options.env ?? process.env;
-  const { repo, site } = readConfig(options.root, options.stack, options.config);
+  const { repo, site } = options.config;
   const registry = site.registry ?? repo.registry;
   const client = options.client ?? new RegistryClient();
   const store = new StateStore({
@@ -363,6 +363,7 @@ async function planBuild(
       const repository = store.repositoryOf(repo.services[p.service].image);
       const hit = await store.findByRevision(repository, p.revision as string, {
         service: p.service,
+        versions: taken[p.service],
       });
       if (hit) {
         (known[p.service] ??= []).push(hit);
@@ -380,6 +381,7 @@ async function planBuild(
 
   const services: ServiceStep[] = planned.services.map((p) => {
     const r = reads[p.service];
+    const dependencies = Object.fromEntries(p.dependencies.map((d) => [d, versions[d]]));
     const refs = r.build.info.references.filter((ref) => ref.via === "from");
     const action: ImageAction =
       p.action === "build" ? "build" : kept(p.service, p.nextVersion, p.digest) ? "keep" : "reuse";
@@ -397,12 +399,12 @@ async function planBuild(
         project: repo.project,
         image: r.service.image,
         version: p.nextVersion,
-        dependencies: Object.fromEntries(p.dependencies.map((d) => [d, versions[d]])),
+        dependencies,
         sources: r.sources,
         ...(repo.vendor !== undefined ? { vendor: repo.vendor } : {}),
         extra: r.service.labels,
       },
-      dependencies: Object.fromEntries(p.dependencies.map((d) => [d, versions[d]])),
+      dependencies,
       dependencyArgs: Object.fromEntries(
         refs.filter((ref) => ref.arg).map((ref) => [ref.arg as string, ref.service]),
       ),
