@@ -223,14 +223,20 @@ export class StateStore {
    * reuse it instead of rebuilding (invariant 3). Reads the config labels of at most
    * `scanLimit` version tags, newest first, a few at a time.
    * @param options.service the service name the record gets @default the repository's last path component
+   * @param options.versions the repository's version tags, when the caller listed them already
+   *   @default {@link StateStore.listVersions}
    * @returns the image's record, or undefined when none of the scanned tags has that revision.
    */
   async findByRevision(
     repository: string,
     revision: string,
-    options: { readonly service?: string; readonly limit?: number } = {},
+    options: {
+      readonly service?: string;
+      readonly limit?: number;
+      readonly versions?: readonly Version[];
+    } = {},
   ): Promise<ImageRecord | undefined> {
-    const versions = (await this.listVersions(repository)).reverse();
+    const versions = [...(options.versions ?? (await this.listVersions(repository)))].reverse();
     const scan = versions.slice(0, options.limit ?? this.options.scanLimit ?? 50);
     const service = options.service ?? repository.slice(repository.lastIndexOf("/") + 1);
     const batch = 4;
