@@ -80,6 +80,10 @@ describe("a site on the local platform (end to end)", function () {
   let testers: Stack;
   let first: UpResult;
   const repoOf = (image: string) => `${repo.registry}/${repo.project}/${image}`;
+  /** Every tag of each image's repository, sorted: what "nothing changed in the registry" compares. */
+  const tagsOf = (images: readonly string[]) =>
+    Promise.all(images.map(async (i) => [...(await client.listTags(repoOf(i)))].sort()));
+  const ALL = ["base", "backend", "frontend", "release"];
 
   before(async function () {
     assertPlatformEnv();
@@ -154,9 +158,7 @@ describe("a site on the local platform (end to end)", function () {
   });
 
   it("GIVEN nothing changed WHEN the site is updated again THEN nothing is built or changed, preview expects no changes and the registry's tags are the same", async function () {
-    const tagsBefore = await Promise.all(
-      ["base", "backend", "frontend", "release"].map((i) => client.listTags(repoOf(i))),
-    );
+    const tagsBefore = await tagsOf(ALL);
     const again = await timed("second up, nothing changed", developers);
     assert.deepEqual(built(again.outputs), []);
     const changes = again.summary.resourceChanges ?? {};
@@ -167,13 +169,8 @@ describe("a site on the local platform (end to end)", function () {
       `changes: ${JSON.stringify(changes)}`,
     );
     await developers.preview({ expectNoChanges: true, onOutput: () => undefined });
-    const tagsAfter = await Promise.all(
-      ["base", "backend", "frontend", "release"].map((i) => client.listTags(repoOf(i))),
-    );
-    assert.deepEqual(
-      tagsAfter.map((t) => [...t].sort()),
-      tagsBefore.map((t) => [...t].sort()),
-    );
+    const tagsAfter = await tagsOf(ALL);
+    assert.deepEqual(tagsAfter, tagsBefore);
     // The same images, now reused: only `why` differs ("built (new)" before).
     const strip = (o: OutputMap) =>
       Object.fromEntries(
@@ -190,9 +187,7 @@ describe("a site on the local platform (end to end)", function () {
     );
 
     // Preview first (flow 7): it shows the plan and builds, pushes and moves nothing.
-    const tagsBefore = await Promise.all(
-      ["frontend", "release"].map((i) => client.listTags(repoOf(i))),
-    );
+    const tagsBefore = await tagsOf(["frontend", "release"]);
     let printed = "";
     const preview = await developers.preview({ onOutput: (o) => (printed += o) });
     assert.match(printed, /frontend\s+build\s+revision changed\s+0\.1\.0\s+0\.1\.1/);
@@ -202,13 +197,8 @@ describe("a site on the local platform (end to end)", function () {
       (preview.changeSummary.update ?? 0) >= 3,
       `preview: ${JSON.stringify(preview.changeSummary)}`,
     );
-    const tagsAfter = await Promise.all(
-      ["frontend", "release"].map((i) => client.listTags(repoOf(i))),
-    );
-    assert.deepEqual(
-      tagsAfter.map((t) => [...t].sort()),
-      tagsBefore.map((t) => [...t].sort()),
-    );
+    const tagsAfter = await tagsOf(["frontend", "release"]);
+    assert.deepEqual(tagsAfter, tagsBefore);
     assert.equal((await store.readRing("developers")).release?.version, "0.1.0");
 
     const up = await timed("frontend file changed", developers);
@@ -334,40 +324,40 @@ describe("a site on the local platform (end to end)", function () {
   });
 
   it("GIVEN a service whose files come from another git repository WHEN the site builds THEN it is built from the branch head, then from a commit pinned in stack config, and the commits are in its labels and outputs", async function () {
-    const source = makeSourceRepo();
+    const { repo: source, first } = makeSourceRepo();
     const original = repo.read("gitops-rings.yaml");
     try {
       const config = parse(original);
       config.services.worker = {
         source: "worker",
         context: ".",
-        sources: [{ name: "worker", url: source.url, branch: "main" }],
+        sources: [{ name: "worker", url: source.fileUrl, branch: "main" }],
       };
       repo.write("gitops-rings.yaml", stringify(config));
-      const head = source.commit("v2\n");
+      const head = source.commit("v2", { "message.txt": "v2\n" });
       const up = await timed("multi-repo service from branch head", developers);
       const worker = services(up.outputs).worker as ServiceOut & {
         sources: { name: string; commit: string }[];
       };
       assert.deepEqual(built(up.outputs), ["worker"]);
-      assert.deepEqual(worker.sources, [{ name: "worker", url: source.url, commit: head }]);
+      assert.deepEqual(worker.sources, [{ name: "worker", url: source.fileUrl, commit: head }]);
       const labels = await client.getLabels(worker.ref);
       assert.equal(labels["io.gitops-rings.source.worker.commit"], head);
-      assert.equal(labels["org.opencontainers.image.source"], source.url);
+      assert.equal(labels["org.opencontainers.image.source"], source.fileUrl);
       assert.equal(labels["dependency.base"], services(up.outputs).base.version);
 
       await developers.setConfig(
         "gitops-rings:sourceCommits.worker/worker",
-        { value: source.first },
+        { value: first },
         true,
       );
       const pinned = await timed("multi-repo service pinned to a commit", developers);
       const again = services(pinned.outputs).worker as typeof worker;
       assert.deepEqual(built(pinned.outputs), ["worker"]);
-      assert.equal(again.sources[0].commit, source.first);
+      assert.equal(again.sources[0].commit, first);
       assert.equal(
         (await client.getLabels(again.ref))["io.gitops-rings.source.worker.commit"],
-        source.first,
+        first,
       );
     } finally {
       repo.write("gitops-rings.yaml", original);
@@ -377,16 +367,12 @@ describe("a site on the local platform (end to end)", function () {
   });
 
   it("GIVEN a site WHEN it is destroyed THEN its objects leave the cluster and nothing leaves the registry", async function () {
-    const repos = ["base", "backend", "frontend", "release"];
-    const tagsBefore = await Promise.all(repos.map((i) => client.listTags(repoOf(i))));
+    const tagsBefore = await tagsOf(ALL);
     const ringsBefore = (await store.readRings()).map((r) => r.release?.version);
     await testers.destroy({ onOutput: () => undefined });
     assert.deepEqual(deployments(repo.namespace("dev", "testers")), {});
-    const tagsAfter = await Promise.all(repos.map((i) => client.listTags(repoOf(i))));
-    assert.deepEqual(
-      tagsAfter.map((t) => [...t].sort()),
-      tagsBefore.map((t) => [...t].sort()),
-    );
+    const tagsAfter = await tagsOf(ALL);
+    assert.deepEqual(tagsAfter, tagsBefore);
     assert.deepEqual(
       (await store.readRings()).map((r) => r.release?.version),
       ringsBefore,

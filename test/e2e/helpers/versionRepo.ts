@@ -4,12 +4,11 @@
  * not share registry repositories or cluster objects, with its own Pulumi state backend.
  * It is a git repository (so the revision's git fast path is exercised too).
  */
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
 import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
+import { TestRepo } from "../../integration/helpers/git";
 
 const ROOT = path.resolve(__dirname, "../../..");
 const COPIED = [
@@ -61,38 +60,23 @@ export interface VersionRepo {
 /** Copies the version repository into a temp dir with a unique project. */
 export function makeVersionRepo(): VersionRepo {
   const id = `e2e-${Math.random().toString(16).slice(2, 8)}`;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `gitops-rings-${id}-`));
+  const git = TestRepo.create(`gitops-rings-${id}-`);
+  const dir = git.dir;
   for (const entry of COPIED) {
     fs.cpSync(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
   }
   fs.rmSync(path.join(dir, ".gitops-rings"), { recursive: true, force: true });
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
-  fs.writeFileSync(
-    path.join(dir, ".gitignore"),
-    "node_modules\n.gitops-rings/\napp/services/base/rootfs/\n",
-  );
 
   const config = parse(fs.readFileSync(path.join(dir, "gitops-rings.yaml"), "utf8"));
   config.project = id;
   for (const env of Object.values(config.environments) as { namespace: string }[]) {
     env.namespace = `${id}-${env.namespace}`;
   }
-  fs.writeFileSync(path.join(dir, "gitops-rings.yaml"), stringify(config));
-  const git = (...args: string[]) =>
-    execFileSync("git", args, {
-      cwd: dir,
-      stdio: "pipe",
-      env: {
-        ...process.env,
-        GIT_AUTHOR_NAME: "e2e",
-        GIT_AUTHOR_EMAIL: "e2e@example.com",
-        GIT_COMMITTER_NAME: "e2e",
-        GIT_COMMITTER_EMAIL: "e2e@example.com",
-      },
-    });
-  git("init", "-q", "-b", "main");
-  git("add", "-A");
-  git("commit", "-q", "-m", "version repository");
+  git.commit("version repository", {
+    ".gitignore": "node_modules\n.gitops-rings/\n.state/\napp/services/base/rootfs/\n",
+    "gitops-rings.yaml": stringify(config),
+  });
 
   const state = path.join(dir, ".state");
   fs.mkdirSync(state);
@@ -113,53 +97,22 @@ export function makeVersionRepo(): VersionRepo {
       }
       return s;
     },
-    write(file, content) {
-      fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
-      fs.writeFileSync(path.join(dir, file), content);
-      git("add", "-A");
-      git("commit", "-q", "-m", `change ${file}`);
-    },
+    write: (file, content) => void git.commit(`change ${file}`, { [file]: content }),
     read: (file) => fs.readFileSync(path.join(dir, file), "utf8"),
-    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+    remove: () => git.remove(),
   };
 }
 
-/** A source repository of a service (Version Repository seed 000), in a temp dir. */
-export interface SourceRepo {
-  /** `file://` URL of the repository. */
-  readonly url: string;
-  /** The first commit (a Dockerfile and `message.txt` saying v1). */
-  readonly first: string;
-  /** Commits a new `message.txt` on main; returns the commit id. */
-  commit(message: string): string;
-  remove(): void;
-}
-
-/** Creates a git repository holding a small service built FROM the base service. */
-export function makeSourceRepo(): SourceRepo {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-source-"));
-  const env = {
-    ...process.env,
-    GIT_AUTHOR_NAME: "e2e",
-    GIT_AUTHOR_EMAIL: "e2e@example.com",
-    GIT_COMMITTER_NAME: "e2e",
-    GIT_COMMITTER_EMAIL: "e2e@example.com",
-  };
-  const git = (...args: string[]) =>
-    execFileSync("git", args, { cwd: dir, env, encoding: "utf8" }).trim();
-  git("init", "-q", "-b", "main");
-  fs.writeFileSync(path.join(dir, "Dockerfile"), "FROM base\nCOPY message.txt /www/message.txt\n");
-  const commit = (message: string) => {
-    fs.writeFileSync(path.join(dir, "message.txt"), message);
-    git("add", "-A");
-    git("commit", "-q", "-m", message.trim());
-    return git("rev-parse", "HEAD");
-  };
-  const first = commit("v1\n");
-  return {
-    url: `file://${dir}`,
-    first,
-    commit,
-    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
-  };
+/**
+ * A source repository of a service (Version Repository seed 000): a Dockerfile built FROM the
+ * base service and a `message.txt` it copies.
+ * @returns the repository and its first commit.
+ */
+export function makeSourceRepo(): { readonly repo: TestRepo; readonly first: string } {
+  const repo = TestRepo.create("gitops-rings-source-");
+  const first = repo.commit("v1", {
+    Dockerfile: "FROM base\nCOPY message.txt /www/message.txt\n",
+    "message.txt": "v1\n",
+  });
+  return { repo, first };
 }
