@@ -14,3 +14,12 @@ export function loadLib<T>(module: string): T {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require(path.join(dir, `${module}.ts`)) as T;
 }
+
+/**
+ * The outputs of a dynamic provider's create or update as the engine can carry them: its
+ * protobuf structs have no `undefined`, so members whose value is undefined are left out
+ * (at every level) instead of failing the step with "Unexpected struct type".
+ */
+export function outputsOf<T extends object>(outs: T): T {
+  return JSON.parse(JSON.stringify(outs)) as T;
+}

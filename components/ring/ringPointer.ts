@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadLib } from "../dynamic";
+import { loadLib, outputsOf } from "../dynamic";
 
 /** Inputs of the ring pointer dynamic resource, all plain once resolved. */
 export interface RingPointerInputs {
@@ -27,10 +27,9 @@ type Outs = RingPointerInputs & { readonly previous?: string };
 const provider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: RingPointerInputs) {
     const previous = await move(inputs);
-    // Absent rather than undefined: the engine's protobuf structs have no undefined.
     return {
       id: `${inputs.registry}/${inputs.project}/release:ring-${inputs.ring}`,
-      outs: { ...inputs, ...(previous ? { previous } : {}) },
+      outs: outputsOf({ ...inputs, previous }),
     };
   },
   async diff(_id: string, olds: Outs, news: RingPointerInputs) {
@@ -42,7 +41,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
   async update(_id: string, _olds: Outs, news: RingPointerInputs) {
     const previous = await move(news);
-    return { outs: { ...news, ...(previous ? { previous } : {}) } };
+    return { outs: outputsOf({ ...news, previous }) };
   },
   async delete() {
     // A ring pointer is never removed by an update: the ring keeps pointing at its release.

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadLib } from "../dynamic";
+import { loadLib, outputsOf } from "../dynamic";
 
 /** Inputs of {@link BuildkitImage} once resolved. */
 export interface BuildkitImageInputs {
@@ -29,7 +29,7 @@ async function buildAndTag(inputs: BuildkitImageInputs): Promise<Outs> {
   const buildkit = loadLib<typeof import("../../lib/buildkit")>("buildkit");
   const built = await buildkit.buildWithBuildkit(inputs);
   await buildkit.tagVersion(inputs.repository, inputs.tag, built.digest);
-  return { ...inputs, digest: built.digest, ref: built.ref };
+  return outputsOf({ ...inputs, digest: built.digest, ref: built.ref });
 }
 
 const provider: pulumi.dynamic.ResourceProvider = {

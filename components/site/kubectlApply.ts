@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadLib } from "../dynamic";
+import { loadLib, outputsOf } from "../dynamic";
 import type { ObjectRef } from "../../lib/kubectl";
 
 /** Inputs of {@link KubectlApply} once resolved. */
@@ -19,7 +19,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
     const objects = await kubectl().applyManifests(inputs.manifests, [], {
       kubeconfig: inputs.kubeconfig,
     });
-    return { id: `site-${Date.now()}`, outs: { ...inputs, objects } };
+    return { id: `site-${Date.now()}`, outs: outputsOf({ ...inputs, objects }) };
   },
   async diff(_id: string, olds: Outs, news: KubectlApplyInputs) {
     return { changes: olds.manifests !== news.manifests || olds.kubeconfig !== news.kubeconfig };
@@ -28,7 +28,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
     const objects = await kubectl().applyManifests(news.manifests, olds.objects, {
       kubeconfig: news.kubeconfig,
     });
-    return { outs: { ...news, objects } };
+    return { outs: outputsOf({ ...news, objects }) };
   },
   async delete(_id: string, olds: Outs) {
     await kubectl().deleteObjects(olds.objects, { kubeconfig: olds.kubeconfig });
