@@ -65,7 +65,7 @@ export function objectRefs(yaml: string): ObjectRef[] {
     .map((o) => ({
       apiVersion: o.apiVersion,
       kind: o.kind,
-      // Absent, not undefined: the engine's protobuf structs have no undefined.
+      // Cluster-scoped objects have no namespace member.
       ...(o.metadata?.namespace ? { namespace: o.metadata.namespace } : {}),
       name: o.metadata?.name,
     }));
@@ -143,4 +143,51 @@ export async function deleteObjects(
       if (!/the server doesn't have a resource type/.test(err.message)) throw err;
     });
   }
+}
+
+interface Container {
+  readonly name?: string;
+  readonly image?: unknown;
+}
+type PodSpec = Partial<
+  Record<"initContainers" | "containers" | "ephemeralContainers", Container[]>
+>;
+interface Workload {
+  readonly kind?: string;
+  readonly metadata?: { readonly name?: string; readonly namespace?: string };
+  readonly spec?: PodSpec & {
+    readonly template?: { readonly spec?: PodSpec };
+    readonly jobTemplate?: { readonly spec?: { readonly template?: { readonly spec?: PodSpec } } };
+  };
+}
+
+/** The pod spec of a workload object, wherever its kind keeps it. */
+function podSpecOf(o: Workload): PodSpec | undefined {
+  if (o.kind === "Pod") return o.spec;
+  if (o.kind === "CronJob") return o.spec?.jobTemplate?.spec?.template?.spec;
+  return o.spec?.template?.spec;
+}
+
+/**
+ * Every container image in a multi-document YAML stream that is not referenced by digest
+ * (`name@sha256:<64 hex>`), as `<Kind>/<namespace>/<name>: container <c>: "<image>"`. A site
+ * applies images by digest only (DESIGN.md invariant 4); an image the environment's overlay
+ * names by tag, which no service pins, shows up here.
+ */
+export function imagesNotByDigest(yaml: string): string[] {
+  const found: string[] = [];
+  for (const doc of parseAllDocuments(yaml)) {
+    const o = doc.toJS() as Workload | null;
+    const spec = o && typeof o === "object" ? podSpecOf(o) : undefined;
+    if (!o || !spec) continue;
+    for (const field of ["initContainers", "containers", "ephemeralContainers"] as const) {
+      for (const c of spec[field] ?? []) {
+        if (!/@sha256:[a-f0-9]{64}$/.test(String(c.image))) {
+          const where = `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name}`;
+          found.push(`${where}: container ${c.name}: ${JSON.stringify(c.image)}`);
+        }
+      }
+    }
+  }
+  return found;
 }

@@ -263,8 +263,18 @@ export class Site extends pulumi.ComponentResource {
       const kubeconfig = plan.deployer.kubeconfig;
       const manifests = overlay.apply(async (o) => {
         writeSiteOverlay(dir, o);
-        const { renderOverlay } = await import("../../lib/kubectl");
-        return (await renderOverlay(dir, { kubeconfig })).yaml;
+        const { renderOverlay, imagesNotByDigest } = await import("../../lib/kubectl");
+        const { yaml } = await renderOverlay(dir, { kubeconfig });
+        const byTag = imagesNotByDigest(yaml);
+        if (byTag.length > 0) {
+          throw new pulumi.ResourceError(
+            `site ${plan.site}: ${plan.environment.overlay} names images that are not pinned by digest ` +
+              `(a site applies images by digest only; name a service's image by the service name):\n` +
+              byTag.join("\n"),
+            this,
+          );
+        }
+        return yaml;
       });
       return new KubectlApply(`${name}-apply`, { manifests, kubeconfig }, { parent: this });
     } else {
