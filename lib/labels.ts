@@ -162,7 +162,11 @@ export interface ParsedImageLabels {
   readonly extra: Labels;
 }
 
-function isReserved(key: string): boolean {
+/**
+ * Whether `key` is one this program writes itself: the `org.opencontainers.image.*` labels of the
+ * table above, `dependency.*` and every `io.gitops-rings.*` label.
+ */
+export function isReserved(key: string): boolean {
   return (
     key === LABEL_VERSION ||
     key === LABEL_REVISION ||

@@ -20,7 +20,7 @@ import {
   type SiteConfig,
 } from "./config";
 import { computeRevisionInput } from "./revision";
-import { serviceImagesOf } from "./dockerfile";
+import { serviceImagesOf, type DockerfileInfo } from "./dockerfile";
 import { checkout, resolveBranch } from "./git";
 import type { ImageLabelInput } from "./labels";
 import { formatPlan, planRelease, type PlanReason, type PlanServiceInput } from "./plan";
@@ -77,6 +77,11 @@ export interface ServiceStep {
    * (`docker-image://<repo>@<digest>`), which BuildKit substitutes for the name.
    */
   readonly namedContexts: Readonly<Record<string, string>>;
+  /**
+   * The service whose image the built stage is FROM (through any chain of stages), when it is
+   * one: its labels are not inherited by this image (lib/publish.ts; DESIGN.md invariant 7).
+   */
+  readonly baseService?: string;
   readonly build: {
     /** Absolute path. */
     readonly context: string;
@@ -411,6 +416,7 @@ async function planBuild(
       namedContexts: Object.fromEntries(
         refs.filter((ref) => !ref.arg).map((ref) => [ref.ref, ref.service]),
       ),
+      ...baseServiceOf(r.build.info),
       build: {
         context: r.paths.context,
         dockerfile: r.paths.dockerfile,
@@ -444,6 +450,15 @@ async function planBuild(
     deploy: { images: {} },
     table: formatPlan(planned),
   };
+}
+
+/** The service the target stage is built FROM, following FROM-a-stage links. */
+function baseServiceOf(info: DockerfileInfo): { baseService?: string } {
+  let stage: DockerfileInfo["stages"][number] | undefined = info.stages[info.target];
+  while (stage !== undefined && stage.service === undefined && stage.parent !== undefined) {
+    stage = info.stages[stage.parent];
+  }
+  return stage?.service !== undefined ? { baseService: stage.service } : {};
 }
 
 /** A config pin or policy as lib/policies.ts selects it. */

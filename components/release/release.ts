@@ -1,13 +1,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import * as dockerbuild from "@pulumi/docker-build";
-import {
-  buildImage,
-  type ImageArgs,
-  type ImageBuilder,
-  type RegistryCredentials,
-} from "../service/serviceImage";
-import type { BuildkitImage } from "../service/buildkitImage";
+import { buildAndPublish, type PublishedImage, type RegistryCredentials } from "../service/build";
+import type { ImageArgs, ImageBuilder } from "../service/serviceImage";
 
 /** Arguments of {@link Release}: the release repository is `<registry>/<project>/release`. */
 export interface ReleaseArgs extends ImageArgs {
@@ -19,15 +13,15 @@ export interface ReleaseArgs extends ImageArgs {
 /**
  * The release (`gitops-rings:release:Release`): the root image of GitOps seed 001, a
  * `FROM scratch` image with no layers whose labels record every service of the application.
- * It is the unit that moves between rings. Built with docker-build like the services, pushed
- * under its version tag, `retainOnDelete` so no update ever deletes a pushed release.
+ * It is the unit that moves between rings. Built and published like the services
+ * (../service/build.ts): pushed by digest, then under its immutable version tag.
  */
 export class Release extends pulumi.ComponentResource {
   /** `<repository>@sha256:…`. */
   public readonly ref: pulumi.Output<string>;
   public readonly digest: pulumi.Output<string>;
   public readonly version: pulumi.Output<string>;
-  public readonly image?: dockerbuild.Image | BuildkitImage;
+  public readonly image?: PublishedImage;
 
   constructor(name: string, args: ReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gitops-rings:release:Release", name, {}, opts);
@@ -39,7 +33,7 @@ export class Release extends pulumi.ComponentResource {
     } else {
       // The scratch directory holds only the release's Dockerfile (`FROM scratch`).
       const scratch = path.join(__dirname, "scratch");
-      this.image = buildImage(name, {
+      this.image = buildAndPublish(name, {
         context: scratch,
         dockerfile: path.join(scratch, "Dockerfile"),
         builder: args.builder,
@@ -48,6 +42,7 @@ export class Release extends pulumi.ComponentResource {
         tag: args.version,
         revision: args.revision,
         labels: args.labels,
+        keep: args.action === "keep",
         parent: this,
       });
       this.digest = this.image.digest;

@@ -15,27 +15,24 @@ export interface BuildkitImageInputs {
   readonly labels: Record<string, string>;
   readonly target?: string;
   readonly platforms: string[];
-  /** Repository, e.g. `127.0.0.1:5001/example/backend`. */
+  /** Repository pushed to by digest, e.g. `127.0.0.1:5001/example/backend`. */
   readonly repository: string;
-  /** The version tag, immutable once pushed. */
-  readonly tag: string;
   /** The revision the image is built from; a new revision is a new build. */
   readonly revision: string;
 }
 
 type Outs = BuildkitImageInputs & { readonly digest: string; readonly ref: string };
 
-async function buildAndTag(inputs: BuildkitImageInputs): Promise<Outs> {
+async function build(inputs: BuildkitImageInputs): Promise<Outs> {
   const buildkit = loadLib<typeof import("../../lib/buildkit")>("buildkit");
   const built = await buildkit.buildWithBuildkit(inputs);
-  await buildkit.tagVersion(inputs.repository, inputs.tag, built.digest);
   return outputsOf({ ...inputs, digest: built.digest, ref: built.ref });
 }
 
 const provider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: BuildkitImageInputs) {
-    const outs = await buildAndTag(inputs);
-    return { id: `${inputs.repository}:${inputs.tag}`, outs };
+    const outs = await build(inputs);
+    return { id: outs.ref, outs };
   },
   async diff(_id: string, olds: Outs, news: BuildkitImageInputs) {
     const before = olds as unknown as Record<string, unknown>;
@@ -45,7 +42,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
     return { changes: changed.length > 0 };
   },
   async update(_id: string, _olds: Outs, news: BuildkitImageInputs) {
-    return { outs: await buildAndTag(news) };
+    return { outs: await build(news) };
   },
   async delete() {
     // Pushed versions are never deleted by an update (DESIGN.md: nothing in the registry is lost).
@@ -58,13 +55,12 @@ export type BuildkitImageArgs = {
 };
 
 /**
- * An image built by BuildKit's own client and pushed by digest, then tagged with its version
- * through the registry client, which refuses to move an existing version tag (DESIGN.md
- * invariant 1). Type token `pulumi-nodejs:dynamic/service:BuildkitImage` (dynamic resources
- * carry the SDK's prefix).
+ * An image built by BuildKit's own client and pushed by digest, untagged: the version tag is
+ * put by VersionTag (./versionTag.ts), the same step as on the docker-build path. Type token
+ * `pulumi-nodejs:dynamic/service:BuildkitImage` (dynamic resources carry the SDK's prefix).
  *
- * The build path of the local platform, where the docker-build provider plugin cannot be
- * built; {@link ServiceImage} picks it when the builder is `{ kind: "buildctl" }`.
+ * The build backend of the local platform, where the docker-build provider plugin cannot be
+ * built (./build.ts `buildctlBackend`).
  */
 export class BuildkitImage extends pulumi.dynamic.Resource {
   declare public readonly digest: pulumi.Output<string>;

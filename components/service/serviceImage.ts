@@ -1,46 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as dockerbuild from "@pulumi/docker-build";
-import { BuildkitImage } from "./buildkitImage";
+import { buildAndPublish, type PublishedImage, type ServiceBuild } from "./build";
 import type { ImageAction, ImageBuilder, ImageReason } from "../../lib/site";
 
 export type { ImageAction, ImageBuilder, ImageReason };
-
-/** Registry credentials handed to BuildKit for the push (docker-build `registries`). */
-export interface RegistryCredentials {
-  /** Registry host[:port], e.g. `registry.example.com`. */
-  readonly address: string;
-  readonly username?: pulumi.Input<string>;
-  readonly password?: pulumi.Input<string>;
-}
-
-/** How one service is built; read when {@link ServiceImageArgs.action} is `build` or `keep`. */
-export interface ServiceBuild {
-  /** Absolute path of the build context. */
-  readonly context: string;
-  /** Absolute path of the Dockerfile. */
-  readonly dockerfile: string;
-  /** Build args as configured, before the dependency references are added. @default {} */
-  readonly buildArgs?: Readonly<Record<string, string>>;
-  /** Target stage. @default the last stage */
-  readonly target?: string;
-  /** Platforms, e.g. `["linux/amd64"]`. @default ["linux/amd64"] */
-  readonly platforms?: readonly string[];
-  /**
-   * Build args whose value is a dependency image (lib/dockerfile.ts finds them in `FROM`),
-   * mapped to the dependency's reference by digest (`repo@sha256:…`). Pinning `FROM` by digest
-   * is what makes a dependency's rebuild reach its dependents (DESIGN.md, flow 1).
-   * @default {}
-   */
-  readonly dependencyArgs?: Readonly<Record<string, pulumi.Input<string>>>;
-  /**
-   * Named build contexts, `docker-image://<repo>@sha256:…` by the image name the Dockerfile
-   * writes (`FROM base`): BuildKit builds FROM the named context instead. @default {}
-   */
-  readonly namedContexts?: Readonly<Record<string, pulumi.Input<string>>>;
-  /** @default { kind: "docker-build" } */
-  readonly builder?: ImageBuilder;
-  readonly registries?: readonly RegistryCredentials[];
-}
+export type { RegistryCredentials, ServiceBuild } from "./build";
 
 /** What every pushed image of a site has: a repository, a version, a revision and labels. */
 export interface ImageArgs {
@@ -76,13 +39,12 @@ export interface ServiceImageArgs extends ImageArgs {
 }
 
 /**
- * One service's image (`gitops-rings:service:ServiceImage`): built with `@pulumi/docker-build`
- * and pushed under its version tag when the plan says `build`, otherwise the existing image by
- * digest.
- *
- * The version tag is immutable (DESIGN.md invariant 1): the push names a version that the plan
- * took from the registry as free, and the child Image is `retainOnDelete`, so that docker-build
- * never deletes a pushed tag when a later update stops declaring it.
+ * One service's image (`gitops-rings:service:ServiceImage`): when the plan says `build`, built
+ * by the site's builder backend and pushed by digest, then published under its version tag by
+ * a VersionTag (./build.ts), which drops inherited labels and refuses to move an existing
+ * version tag (DESIGN.md invariants 1 and 7); `keep` declares the same resources as the update
+ * that built them, with every input ignored in the diff; `reuse` takes the existing image by
+ * digest and declares nothing.
  *
  * @throws pulumi.ResourceError when `reuse` has no digest or `build` has no build settings.
  */
@@ -93,8 +55,8 @@ export class ServiceImage extends pulumi.ComponentResource {
   public readonly version: pulumi.Output<string>;
   public readonly revision: pulumi.Output<string>;
   public readonly reason: pulumi.Output<ImageReason>;
-  /** The image resource when this update declares one (`build` or `keep`), else undefined. */
-  public readonly image?: dockerbuild.Image | BuildkitImage;
+  /** The build and its version tag when this update declares them (`build` or `keep`). */
+  public readonly image?: PublishedImage;
 
   constructor(name: string, args: ServiceImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gitops-rings:service:ServiceImage", name, {}, opts);
@@ -115,12 +77,13 @@ export class ServiceImage extends pulumi.ComponentResource {
           this,
         );
       }
-      this.image = buildImage(name, {
+      this.image = buildAndPublish(name, {
         ...build,
         repository: args.repository,
         tag: args.version,
         revision: args.revision,
         labels: args.labels,
+        keep: args.action === "keep",
         parent: this,
       });
       this.digest = this.image.digest;
@@ -138,71 +101,4 @@ export class ServiceImage extends pulumi.ComponentResource {
       reason: this.reason,
     });
   }
-}
-
-/** What {@link buildImage} needs: one build, its repository, tag and labels. */
-export interface ImageBuildRequest extends ServiceBuild {
-  readonly repository: string;
-  /** The version tag. */
-  readonly tag: string;
-  readonly revision: pulumi.Input<string>;
-  readonly labels: pulumi.Input<Readonly<Record<string, pulumi.Input<string>>>>;
-  readonly parent: pulumi.Resource;
-}
-
-/**
- * Declares the image resource of one build with the chosen builder: a docker-build Image
- * (`retainOnDelete`, so docker-build never deletes a pushed tag) or a BuildkitImage.
- * Shared by {@link ServiceImage} and the release.
- */
-export function buildImage(
-  name: string,
-  req: ImageBuildRequest,
-): dockerbuild.Image | BuildkitImage {
-  const builder = req.builder ?? { kind: "docker-build" };
-  const buildArgs = { ...req.buildArgs, ...req.dependencyArgs };
-  const platforms = [...(req.platforms ?? ["linux/amd64"])];
-  if (builder.kind === "buildctl") {
-    return new BuildkitImage(
-      name,
-      {
-        addr: builder.addr,
-        namedContexts: pulumi.output(req.namedContexts ?? {}),
-        context: req.context,
-        dockerfile: req.dockerfile,
-        buildArgs: pulumi.output(buildArgs),
-        labels: pulumi.output(req.labels),
-        target: req.target,
-        platforms,
-        repository: req.repository,
-        tag: req.tag,
-        revision: req.revision,
-      },
-      { parent: req.parent },
-    );
-  }
-  return new dockerbuild.Image(
-    name,
-    {
-      context: {
-        location: req.context,
-        named: pulumi
-          .output(req.namedContexts ?? {})
-          .apply((named) =>
-            Object.fromEntries(Object.entries(named).map(([k, v]) => [k, { location: v }])),
-          ),
-      },
-      dockerfile: { location: req.dockerfile },
-      buildArgs,
-      target: req.target,
-      platforms: platforms as dockerbuild.Platform[],
-      labels: req.labels,
-      tags: [`${req.repository}:${req.tag}`],
-      push: true,
-      buildOnPreview: false,
-      builder: builder.name ? { name: builder.name } : undefined,
-      registries: req.registries?.map((r) => ({ ...r })),
-    },
-    { parent: req.parent, retainOnDelete: true },
-  );
 }

@@ -230,7 +230,13 @@ export class Site extends pulumi.ComponentResource {
         revision,
         digest: step.digest,
         labels,
-        build: { ...step.build, dependencyArgs, namedContexts, builder: plan.builder },
+        build: {
+          ...step.build,
+          dependencyArgs,
+          namedContexts,
+          ...(step.baseService !== undefined ? { base: dependency(step.baseService).ref } : {}),
+          builder: plan.builder,
+        },
       },
       { parent: this },
     );

@@ -5,8 +5,9 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { SitePlan, ServiceStep } from "../../lib/site";
 
-// Pulumi mocks (STYLE.md rule 9): record every resource, give docker-build Images and the
-// dynamic BuildkitImage a digest as their provider would, and refuse calls we did not expect.
+// Pulumi mocks (STYLE.md rule 9): record every resource, give docker-build Images, the dynamic
+// BuildkitImage and VersionTag a digest as their provider would (a VersionTag's differs from the
+// built one, as when inherited labels are dropped), and refuse calls we did not expect.
 interface Recorded {
   type: string;
   name: string;
@@ -24,7 +25,8 @@ pulumi.runtime.setMocks(
       const state: Record<string, unknown> = { ...args.inputs };
       if (
         args.type === "docker-build:index:Image" ||
-        args.type.endsWith("dynamic/service:BuildkitImage")
+        args.type.endsWith("dynamic/service:BuildkitImage") ||
+        args.type.endsWith("dynamic/service:VersionTag")
       ) {
         state.digest = digestOf(args.name);
       }
@@ -87,6 +89,7 @@ function plan(overrides: Partial<SitePlan>, overlayRoot: string): SitePlan {
         revision: undefined,
         dependencies: { base: "0.1.0" },
         dependencyArgs: { BASE: "base" },
+        baseService: "base",
         labelInput: {
           project: "example",
           image: "backend",
@@ -138,26 +141,38 @@ describe("Site (Pulumi mocks)", () => {
       ["dev-developers-base", "dev-developers-backend", "dev-developers-release"],
     );
     const backend = images[1].inputs;
-    assert.deepEqual(backend.tags, ["127.0.0.1:5001/example/backend:0.1.0"]);
-    assert.equal(backend.push, true);
-    assert.deepEqual(backend.buildArgs, {
-      BASE: `127.0.0.1:5001/example/base@${digestOf("dev-developers-base")}`,
-    });
+    // Builders push by digest only; the version tag is the VersionTag's (invariant 1).
+    assert.equal(backend.tags, undefined);
+    assert.deepEqual(backend.exports, [
+      { registry: { names: ["127.0.0.1:5001/example/backend"], pushByDigest: true } },
+    ]);
+    assert.equal(backend.push, false);
+    const tags = recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/service:VersionTag");
+    assert.deepEqual(
+      tags.map((r) => [r.name, r.inputs.repository, r.inputs.tag, r.inputs.built]),
+      ["base", "backend", "release"].map((n) => [
+        `dev-developers-${n}-tag`,
+        `127.0.0.1:5001/example/${n}`,
+        "0.1.0",
+        digestOf(`dev-developers-${n}`),
+      ]),
+    );
+    // FROM is pinned to the base's published digest, and its labels are not inherited.
+    const published = digestOf("dev-developers-base-tag");
+    assert.deepEqual(backend.buildArgs, { BASE: `127.0.0.1:5001/example/base@${published}` });
+    assert.equal(tags[1].inputs.base, `127.0.0.1:5001/example/base@${published}`);
+    assert.equal(tags[0].inputs.base, undefined);
     // The backend's revision covers the digest of the base just built (lib/revision.ts).
     const { revisionOf } = await import("../../lib/revision");
-    const expected = revisionOf(
-      { content: `sha256:${"c".repeat(64)}` },
-      { base: digestOf("dev-developers-base") },
-    );
+    const expected = revisionOf({ content: `sha256:${"c".repeat(64)}` }, { base: published });
     const backendLabels = backend.labels as Record<string, string>;
     assert.equal(backendLabels["org.opencontainers.image.revision"], expected);
     assert.equal(backendLabels["dependency.base"], "0.1.0");
     assert.equal(backendLabels["org.opencontainers.image.ref.name"], "example/backend");
-    const release = images[2].inputs as { labels: Record<string, string>; tags: string[] };
-    assert.deepEqual(release.tags, ["127.0.0.1:5001/example/release:0.1.0"]);
+    const release = images[2].inputs as { labels: Record<string, string> };
     assert.equal(
       release.labels["io.gitops-rings.service.backend.digest"],
-      digestOf("dev-developers-backend"),
+      digestOf("dev-developers-backend-tag"),
     );
     assert.equal(release.labels["io.gitops-rings.release.version"], "0.1.0");
 
@@ -167,11 +182,11 @@ describe("Site (Pulumi mocks)", () => {
     const ring = recorded.find((r) => r.type === "gitops-rings:ring:Ring");
     assert.equal(ring?.name, "dev-developers-ring-developers");
     assert.equal(pointer.inputs.version, "0.1.0");
-    assert.equal(pointer.inputs.digest, digestOf("dev-developers-release"));
+    assert.equal(pointer.inputs.digest, digestOf("dev-developers-release-tag"));
 
     assert.equal(
       services.backend.ref,
-      `127.0.0.1:5001/example/backend@${digestOf("dev-developers-backend")}`,
+      `127.0.0.1:5001/example/backend@${digestOf("dev-developers-backend-tag")}`,
     );
     assert.equal(services.backend.why, "built (new)");
   });
@@ -185,7 +200,7 @@ describe("Site (Pulumi mocks)", () => {
     assert.equal(dir.inputs.directory, out);
     assert.equal(dir.inputs.namespace, "example-dev");
     const kustomization = fs.readFileSync(path.join(out, "kustomization.yaml"), "utf8");
-    assert.match(kustomization, new RegExp(`digest: ${digestOf("dev-developers-backend")}`));
+    assert.match(kustomization, new RegExp(`digest: ${digestOf("dev-developers-backend-tag")}`));
     assert.match(kustomization, /newName: 127\.0\.0\.1:5001\/example\/backend\n/);
     assert.match(kustomization, /- \.\.\/overlays\/dev\n/);
     assert.match(kustomization, /gitops-rings\.io\/release: 0\.1\.0/);
@@ -236,10 +251,15 @@ describe("Site (Pulumi mocks)", () => {
       images.map((r) => r.name),
       ["dev-developers-base", "dev-developers-backend", "dev-developers-release"],
     );
-    assert.equal(images[1].inputs.tag, "0.1.0");
+    assert.equal(images[1].inputs.tag, undefined);
     assert.deepEqual(images[1].inputs.buildArgs, {
-      BASE: `127.0.0.1:5001/example/base@${digestOf("dev-developers-base")}`,
+      BASE: `127.0.0.1:5001/example/base@${digestOf("dev-developers-base-tag")}`,
     });
+    const tags = recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/service:VersionTag");
+    assert.deepEqual(
+      tags.map((r) => r.inputs.tag),
+      ["0.1.0", "0.1.0", "0.1.0"],
+    );
     assert.equal(recorded.filter((r) => r.type === "docker-build:index:Image").length, 0);
   });
 
