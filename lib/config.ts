@@ -866,6 +866,7 @@ export function parseSiteConfig(
       }
     }
   }
+  problems.push(...buildingSiteProblems(v, file, repo));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
 
   const raw = parsed.data;
@@ -909,6 +910,38 @@ export function parseSiteConfig(
     autoDeploy: raw.autoDeploy ?? false,
     sourceCommits: sortedRecord(raw.sourceCommits ?? {}),
   };
+}
+
+/**
+ * A building site deploys the release it builds (DESIGN.md flow 1): pins, policies and a
+ * `release` pin there would deploy something else than what the ring records, so they are
+ * refused, not ignored (issue 7, item 4). Pin on a site with `build: false`.
+ */
+function buildingSiteProblems(
+  v: Readonly<Record<string, unknown>>,
+  file: string,
+  repo: RepositoryConfig,
+): ConfigProblem[] {
+  const explicit = v.build === true || v.build === "true";
+  const builds =
+    explicit || (v.build === undefined && typeof v.ring === "string" && v.ring === repo.rings[0]);
+  if (!builds) return [];
+  const why = explicit
+    ? "this site builds (gitops-rings:build is true)"
+    : `this site builds (its ring ${v.ring} is the first ring, so gitops-rings:build defaults to true)`;
+  const problems: ConfigProblem[] = [];
+  for (const key of ["release", "pins", "policies"] as const) {
+    const value = v[key];
+    if (value === undefined || (isMap(value) && Object.keys(value).length === 0)) continue;
+    problems.push({
+      file,
+      key: `${CONFIG_NAMESPACE}:${key}`,
+      message:
+        `${why}, and a building site deploys the release it builds; ` +
+        `pin or set policies on a site with gitops-rings:build false`,
+    });
+  }
+  return problems;
 }
 
 function byKey<T>(a: [string, T], b: [string, T]): number {

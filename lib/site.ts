@@ -6,7 +6,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
 import {
+  CONFIG_NAMESPACE,
   ConfigError,
   RELEASE,
   parseRepositoryConfig,
@@ -183,6 +185,19 @@ export function readConfig(
   const text = fs.readFileSync(path.join(root, REPOSITORY_FILE), "utf8");
   const repo = parseRepositoryConfig(text, REPOSITORY_FILE);
   const site = parseSiteConfig(siteValuesFromConfigMap(config), stackFile(stack), repo);
+  const rival = buildingRival(root, stack, repo, site);
+  if (rival !== undefined) {
+    throw new ConfigError([
+      {
+        file: stackFile(stack),
+        key: `${CONFIG_NAMESPACE}:build`,
+        message:
+          `${rival} builds ring ${site.ring} in registry ${site.registry ?? repo.registry} too; ` +
+          `two building sites of one ring would plan the same versions, so exactly one site per ring ` +
+          `and registry builds (set gitops-rings:build to false on the other)`,
+      },
+    ]);
+  }
   const overlay = repo.environments[site.environment].overlay;
   const names = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
   if (!names.some((n) => fs.existsSync(path.join(root, overlay, n)))) {
@@ -195,6 +210,42 @@ export function readConfig(
     ]);
   }
   return { repo, site };
+}
+
+/**
+ * The stack file of another site that builds the same ring in the same registry as `site`, if
+ * any (issue 7, item 2: two building sites of one ring would race for the same version tags).
+ * Reads every `stacks/Pulumi.<site>.yaml`; a file that does not parse is left to its own
+ * stack's validation.
+ */
+export function buildingRival(
+  root: string,
+  stack: string,
+  repo: RepositoryConfig,
+  site: SiteConfig,
+): string | undefined {
+  if (!site.build) return undefined;
+  const dir = path.join(root, "stacks");
+  const registry = site.registry ?? repo.registry;
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [];
+  for (const name of files) {
+    const m = /^Pulumi\.(.+)\.ya?ml$/.exec(name);
+    if (!m || m[1] === stack) continue;
+    let other: SiteConfig;
+    try {
+      const doc = parseYaml(fs.readFileSync(path.join(dir, name), "utf8")) as {
+        config?: Record<string, unknown>;
+      };
+      const values = siteValuesFromConfigMap(doc?.config ?? {});
+      other = parseSiteConfig(values, `stacks/${name}`, repo);
+    } catch {
+      continue;
+    }
+    if (other.build && other.ring === site.ring && (other.registry ?? repo.registry) === registry) {
+      return `stacks/${name}`;
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -386,7 +437,17 @@ async function planBuild(
 
   const services: ServiceStep[] = planned.services.map((p) => {
     const r = reads[p.service];
-    const dependencies = Object.fromEntries(p.dependencies.map((d) => [d, versions[d]]));
+    // A reused image was built from other commits than this checkout's, maybe: what it records
+    // is what its labels say, never the sources read now (invariant 5).
+    const existing =
+      p.action === "reuse"
+        ? [current.release?.services[p.service], ...(known[p.service] ?? [])].find(
+            (record) => record?.digest === p.digest,
+          )
+        : undefined;
+    const sources = existing?.sources ?? r.sources;
+    const dependencies =
+      existing?.dependencies ?? Object.fromEntries(p.dependencies.map((d) => [d, versions[d]]));
     const refs = r.build.info.references.filter((ref) => ref.via === "from");
     const action: ImageAction =
       p.action === "build" ? "build" : kept(p.service, p.nextVersion, p.digest) ? "keep" : "reuse";
@@ -405,7 +466,7 @@ async function planBuild(
         image: r.service.image,
         version: p.nextVersion,
         dependencies,
-        sources: r.sources,
+        sources,
         ...(repo.vendor !== undefined ? { vendor: repo.vendor } : {}),
         extra: r.service.labels,
       },
@@ -424,7 +485,7 @@ async function planBuild(
         ...(r.service.target !== undefined ? { target: r.service.target } : {}),
         platforms: r.service.platforms,
       },
-      sources: r.sources,
+      sources,
     };
   });
   const currentRelease = current.release;

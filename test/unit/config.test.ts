@@ -279,7 +279,7 @@ describe("lib/config", () => {
         {
           ring: "ante",
           environment: "eu",
-          build: "true",
+          build: "false",
           release: "1.2.3",
           pins: { base: { digest: DIGEST } },
           policies: {
@@ -297,7 +297,7 @@ describe("lib/config", () => {
         file: SITE,
         ring: "ante",
         environment: "eu",
-        build: true,
+        build: false,
         release: "1.2.3",
         pins: { base: { digest: DIGEST } },
         policies: { backend: { semver: "^1.2.0", prerelease: false } },
@@ -306,6 +306,52 @@ describe("lib/config", () => {
         autoDeploy: true,
         sourceCommits: { "backend/docs": COMMIT },
       });
+    });
+
+    it("GIVEN a building site WHEN it has a release pin, pins or policies THEN each is refused naming the file, key and why", () => {
+      for (const build of [{ build: "true" }, {}]) {
+        assert.throws(
+          () =>
+            parseSiteConfig(
+              {
+                ring: "developers",
+                environment: "eu",
+                ...build,
+                release: "1.2.3",
+                pins: { base: { version: "1.0.0" } },
+                policies: { backend: { tag: "stable" } },
+              },
+              SITE,
+              repo,
+            ),
+          (err: unknown) => {
+            const lines = (err as Error).message.split("\n");
+            for (const key of ["release", "pins", "policies"]) {
+              assert.ok(
+                lines.some(
+                  (l) =>
+                    l.startsWith(`${SITE}: gitops-rings:${key}: this site builds`) &&
+                    l.includes("a building site deploys the release it builds"),
+                ),
+                `${key} refused in:\n${(err as Error).message}`,
+              );
+            }
+            return true;
+          },
+        );
+      }
+      // The same keys on a site that does not build are accepted.
+      const site = parseSiteConfig(
+        {
+          ring: "developers",
+          environment: "eu",
+          build: false,
+          pins: { base: { version: "1.0.0" } },
+        },
+        SITE,
+        repo,
+      );
+      assert.deepEqual(site.pins, { base: { version: "1.0.0" } });
     });
 
     it("GIVEN each kind of pin and policy THEN each keeps its shape", () => {

@@ -47,6 +47,40 @@ describe("site config (lib/site.ts)", () => {
     assert.equal(site.file, "stacks/Pulumi.dev-developers.yaml");
   });
 
+  it("GIVEN two stacks that build the same ring in one registry WHEN either is read THEN the error names its file, gitops-rings:build and the other stack's file", () => {
+    fs.mkdirSync(path.join(root, "deploy/dev"), { recursive: true });
+    fs.writeFileSync(path.join(root, "deploy/dev/kustomization.yaml"), "resources: []\n");
+    fs.mkdirSync(path.join(root, "stacks"));
+    const stack = (name: string, lines: string[]) =>
+      fs.writeFileSync(
+        path.join(root, "stacks", `Pulumi.${name}.yaml`),
+        ["config:", ...lines.map((l) => `  ${l}`), ""].join("\n"),
+      );
+    stack("dev-developers", ["gitops-rings:ring: developers", "gitops-rings:environment: dev"]);
+    // Another registry, or build turned off: no rival.
+    stack("mirror-developers", [
+      "gitops-rings:ring: developers",
+      "gitops-rings:environment: dev",
+      "gitops-rings:registry: mirror.example.com",
+    ]);
+    stack("eu-developers", [
+      "gitops-rings:ring: developers",
+      "gitops-rings:environment: dev",
+      "gitops-rings:build: false",
+    ]);
+    assert.equal(readConfig(root, "dev-developers", values).site.build, true);
+
+    stack("us-developers", ["gitops-rings:ring: developers", "gitops-rings:environment: dev"]);
+    assert.throws(
+      () => readConfig(root, "dev-developers", values),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.message.startsWith(
+          "stacks/Pulumi.dev-developers.yaml: gitops-rings:build: stacks/Pulumi.us-developers.yaml builds ring developers in registry 127.0.0.1:5001 too",
+        ),
+    );
+  });
+
   it("GIVEN an environment namespace and a ring THEN the site's namespace joins them, and refuses more than 63 characters", () => {
     assert.equal(siteNamespace("example-dev", "testers"), "example-dev-testers");
     assert.throws(() => siteNamespace("x".repeat(60), "testers"), /longer than 63 characters/);
