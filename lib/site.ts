@@ -21,6 +21,7 @@ import {
   type ServiceConfig,
   type SiteConfig,
 } from "./config";
+import { assembleContext } from "./context";
 import { computeRevisionInput } from "./revision";
 import { serviceImagesOf, type DockerfileInfo } from "./dockerfile";
 import { checkout, resolveBranch } from "./git";
@@ -362,7 +363,17 @@ async function planBuild(
             ),
           ),
         );
-        const paths = servicePaths(options.root, service, checkouts);
+        const located = servicePaths(options.root, service, checkouts);
+        const paths = {
+          ...located,
+          context: assembleContext({
+            root: options.root,
+            service,
+            context: located.context,
+            checkouts,
+            file: REPOSITORY_FILE,
+          }),
+        };
         const read = await computeRevisionInput(paths.context, paths.dockerfile, {
           buildArgs: service.buildArgs,
           target: service.target,
