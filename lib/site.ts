@@ -287,9 +287,12 @@ export function platformOf(env: Readonly<Record<string, string | undefined>>): {
   };
 }
 
-/** The source commits of a service: pinned in stack config, pinned in the service, or the branch head. */
+/**
+ * The source commits of a service: pinned in stack config, pinned in the service, or the branch
+ * head; sorted by source name, as lib/labels.ts reads them back from an image.
+ */
 async function resolveSources(service: ServiceConfig, site: SiteConfig): Promise<SourceCommit[]> {
-  return Promise.all(
+  const sources = await Promise.all(
     service.sources.map(async (src) => ({
       name: src.name,
       url: src.url,
@@ -299,6 +302,7 @@ async function resolveSources(service: ServiceConfig, site: SiteConfig): Promise
         (await resolveBranch(src.url, src.branch as string)),
     })),
   );
+  return sources.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /**
@@ -358,9 +362,7 @@ async function planBuild(
         const sources = await resolveSources(service, site);
         const checkouts = Object.fromEntries(
           await Promise.all(
-            service.sources.map(
-              async (src, i) => [src.name, await checkout(src.url, sources[i].commit)] as const,
-            ),
+            sources.map(async (src) => [src.name, await checkout(src.url, src.commit)] as const),
           ),
         );
         const located = servicePaths(options.root, service, checkouts);

@@ -12,6 +12,7 @@ import type { OutputMap, Stack, UpResult } from "@pulumi/pulumi/automation";
 import { RegistryClient } from "../../lib/registry";
 import { StateStore } from "../../lib/state-store";
 import { parse, stringify } from "yaml";
+import { TestRepo } from "../integration/helpers/git";
 import {
   assertPlatformEnv,
   makeSourceRepo,
@@ -63,6 +64,16 @@ function images(namespace: string): Record<string, string> {
       n,
       d.spec.template.spec.containers[0].image,
     ]),
+  );
+}
+
+/** The update changed no resource (`read` is the site's reference to its own previous outputs). */
+function assertNoChanges(result: UpResult): void {
+  const changes = result.summary.resourceChanges ?? {};
+  assert.deepEqual(
+    Object.keys(changes).filter((k) => k !== "same" && k !== "read"),
+    [],
+    `changes: ${JSON.stringify(changes)}`,
   );
 }
 
@@ -138,7 +149,18 @@ describe("a site on the local platform (end to end)", function () {
     for (const name of ["backend", "frontend"]) {
       const labels = await client.getLabels(`${repoOf(name)}:0.1.0`);
       assert.equal(labels["dependency.base"], "0.1.0");
+      // An image's labels describe that image alone (invariant 7): nothing of the base's.
+      assert.equal(labels.team, undefined);
+      assert.equal(labels["org.opencontainers.image.revision"], out[name].revision);
     }
+    assert.equal((await client.getLabels(`${repoOf("base")}:0.1.0`)).team, "platform");
+    // Builders push by digest; the only tags are the version tags and the ring pointer.
+    assert.deepEqual(await tagsOf(ALL), [
+      ["0.1.0"],
+      ["0.1.0"],
+      ["0.1.0"],
+      ["0.1.0", "ring-developers"],
+    ]);
     assert.equal(first.outputs.release.value, "0.1.0");
     const ring = await store.readRing("developers");
     assert.equal(ring.release?.version, "0.1.0");
@@ -161,13 +183,7 @@ describe("a site on the local platform (end to end)", function () {
     const tagsBefore = await tagsOf(ALL);
     const again = await timed("second up, nothing changed", developers);
     assert.deepEqual(built(again.outputs), []);
-    const changes = again.summary.resourceChanges ?? {};
-    assert.deepEqual(
-      // `read` is the site's reference to its own previous outputs, not a change.
-      Object.keys(changes).filter((k) => k !== "same" && k !== "read"),
-      [],
-      `changes: ${JSON.stringify(changes)}`,
-    );
+    assertNoChanges(again);
     await developers.preview({ expectNoChanges: true, onOutput: () => undefined });
     const tagsAfter = await tagsOf(ALL);
     assert.deepEqual(tagsAfter, tagsBefore);
@@ -178,6 +194,19 @@ describe("a site on the local platform (end to end)", function () {
       );
     assert.deepEqual(strip(again.outputs), strip(first.outputs));
     assert.equal(services(again.outputs).backend.why, "ring developers (unchanged)");
+  });
+
+  it("GIVEN a service's extra labels change WHEN the site is updated THEN nothing is built, pushed or changed: same revision, same image", async function () {
+    const tagsBefore = await tagsOf(ALL);
+    const config = parse(repo.read("gitops-rings.yaml"));
+    config.services.base.labels = { team: "platform", tier: "base" };
+    repo.write("gitops-rings.yaml", stringify(config));
+    const up = await timed("extra labels changed", developers);
+    assert.deepEqual(built(up.outputs), []);
+    assertNoChanges(up);
+    await developers.preview({ expectNoChanges: true, onOutput: () => undefined });
+    assert.deepEqual(await tagsOf(ALL), tagsBefore);
+    assert.equal(services(up.outputs).base.digest, services(first.outputs).base.digest);
   });
 
   it("GIVEN a file that only the frontend COPYs changes WHEN the site is updated THEN exactly the frontend is rebuilt with a patch bump and the release is bumped", async function () {
@@ -323,38 +352,71 @@ describe("a site on the local platform (end to end)", function () {
     );
   });
 
-  it("GIVEN a service whose files come from another git repository WHEN the site builds THEN it is built from the branch head, then from a commit pinned in stack config, and the commits are in its labels and outputs", async function () {
+  it("GIVEN a service built from two git repositories WHEN the site builds THEN both checkouts reach the build, a commit that changes no file a COPY reads changes nothing, one that does rebuilds, and a pinned commit is built; the commits are in its labels and outputs", async function () {
     const { repo: source, first } = makeSourceRepo();
+    const proto = TestRepo.create("gitops-rings-proto-");
     const original = repo.read("gitops-rings.yaml");
+    type Worker = ServiceOut & { sources: { name: string; url: string; commit: string }[] };
+    const worker = (o: OutputMap) => services(o).worker as Worker;
     try {
+      const protoV1 = proto.commit("v1", { "api.proto": "v1\n", "README.md": "docs\n" });
       const config = parse(original);
       config.services.worker = {
         source: "worker",
         context: ".",
-        sources: [{ name: "worker", url: source.fileUrl, branch: "main" }],
+        sources: [
+          { name: "worker", url: source.fileUrl, branch: "main" },
+          { name: "proto", url: proto.fileUrl, branch: "main", path: "api" },
+        ],
       };
       repo.write("gitops-rings.yaml", stringify(config));
-      const head = source.commit("v2", { "message.txt": "v2\n" });
-      const up = await timed("multi-repo service from branch head", developers);
-      const worker = services(up.outputs).worker as ServiceOut & {
-        sources: { name: string; commit: string }[];
-      };
+      const head = source.commit("v2", {
+        "message.txt": "v2\n",
+        Dockerfile:
+          "FROM base\nCOPY message.txt /www/message.txt\nCOPY api/api.proto /www/api.proto\n",
+      });
+      const up = await timed("service from two repositories", developers);
       assert.deepEqual(built(up.outputs), ["worker"]);
-      assert.deepEqual(worker.sources, [{ name: "worker", url: source.fileUrl, commit: head }]);
-      const labels = await client.getLabels(worker.ref);
+      assert.deepEqual(worker(up.outputs).sources, [
+        { name: "proto", url: proto.fileUrl, commit: protoV1 },
+        { name: "worker", url: source.fileUrl, commit: head },
+      ]);
+      const labels = await client.getLabels(worker(up.outputs).ref);
       assert.equal(labels["io.gitops-rings.source.worker.commit"], head);
-      assert.equal(labels["org.opencontainers.image.source"], source.fileUrl);
+      assert.equal(labels["io.gitops-rings.source.proto.commit"], protoV1);
       assert.equal(labels["dependency.base"], services(up.outputs).base.version);
+      assert.equal(labels.team, undefined);
+
+      // A commit that changes no file a COPY reads: same revision, no build, no push, no diff,
+      // and the site still records the commits the image was built from (invariant 5).
+      const tagsBefore = await client.listTags(repoOf("worker"));
+      proto.commit("docs", { "README.md": "more docs\n" });
+      const docs = await timed("source commit no COPY reads", developers);
+      assert.deepEqual(built(docs.outputs), []);
+      assertNoChanges(docs);
+      assert.deepEqual(worker(docs.outputs).sources, worker(up.outputs).sources);
+      assert.deepEqual(await client.listTags(repoOf("worker")), tagsBefore);
+
+      // A commit to the second repository that changes a file the build reads: a new revision.
+      const protoV2 = proto.commit("v2", { "api.proto": "v2\n" });
+      const changed = await timed("second repository changed", developers);
+      assert.deepEqual(built(changed.outputs), ["worker"]);
+      assert.notEqual(worker(changed.outputs).revision, worker(up.outputs).revision);
+      assert.equal(worker(changed.outputs).version, "0.1.1");
+      assert.deepEqual(
+        worker(changed.outputs).sources.map((s) => s.commit),
+        [protoV2, head],
+      );
 
       await developers.setConfig(
         "gitops-rings:sourceCommits.worker/worker",
         { value: first },
         true,
       );
-      const pinned = await timed("multi-repo service pinned to a commit", developers);
-      const again = services(pinned.outputs).worker as typeof worker;
+      const pinned = await timed("service pinned to a commit", developers);
+      const again = worker(pinned.outputs);
       assert.deepEqual(built(pinned.outputs), ["worker"]);
-      assert.equal(again.sources[0].commit, first);
+      assert.equal(again.sources.find((s) => s.name === "worker")?.commit, first);
       assert.equal(
         (await client.getLabels(again.ref))["io.gitops-rings.source.worker.commit"],
         first,
@@ -363,6 +425,7 @@ describe("a site on the local platform (end to end)", function () {
       repo.write("gitops-rings.yaml", original);
       await developers.removeConfig("gitops-rings:sourceCommits");
       source.remove();
+      proto.remove();
     }
   });
 
