@@ -379,22 +379,25 @@ describe("policies over Distribution 2.8 and git", function () {
       src.remove();
     });
 
-    const deployed = async (values: Record<string, unknown>): Promise<DeployImage> => {
-      const repo = repoConfig("sites", "api");
+    /** The plan of site `dev-<ring>` of a repository with one service, from its stack config. */
+    const planSite = (
+      project: string,
+      service: string,
+      ring: string,
+      values: Record<string, unknown> = {},
+    ) => {
+      const repo = repoConfig(project, service);
+      const stack = `dev-${ring}`;
       const site = parseSiteConfig(
-        { ring: "testers", environment: "dev", ...values },
-        "stacks/Pulumi.dev-testers.yaml",
+        { ring, environment: "dev", ...values },
+        `stacks/Pulumi.${stack}.yaml`,
         repo,
       );
-      const plan = await prepareSite({
-        root,
-        stack: "dev-testers",
-        config: { repo, site },
-        client,
-        env: {},
-      });
-      return plan.deploy.images.api;
+      return prepareSite({ root, stack, config: { repo, site }, client, env: {} });
     };
+
+    const deployed = async (values: Record<string, unknown>): Promise<DeployImage> =>
+      (await planSite("sites", "api", "testers", values)).deploy.images.api;
 
     const labelled = (version: string) => ({
       digest: digests[version],
@@ -494,19 +497,7 @@ describe("policies over Distribution 2.8 and git", function () {
         );
       }
       await push(`${registry().host}/fresh/release`, {}, "0.3.0");
-      const repo = repoConfig("fresh", "web");
-      const site = parseSiteConfig(
-        { ring: "developers", environment: "dev" },
-        "stacks/Pulumi.dev-developers.yaml",
-        repo,
-      );
-      const plan = await prepareSite({
-        root,
-        stack: "dev-developers",
-        config: { repo, site },
-        client,
-        env: {},
-      });
+      const plan = await planSite("fresh", "web", "developers");
       assert.deepEqual(
         plan.services.map((s) => [s.service, s.action, s.reason, s.currentVersion, s.version]),
         [["web", "build", "new", undefined, "0.10.2"]],
