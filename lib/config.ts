@@ -517,7 +517,7 @@ const policySchema = strictObject({
       code: "custom",
       path: ["prerelease"],
       input: value.prerelease,
-      message: `belongs in semver: write semver: { range: "<range>", prerelease: ${showValue(value.prerelease)} }`,
+      message: `belongs in semver: write semver: { range: ${showValue(value.semver?.range ?? "<range>")}, prerelease: ${showValue(value.prerelease)} }`,
     });
   }
   const ordered = ["semver", "alphabetical", "numerical"] as const;
