@@ -238,7 +238,7 @@ export async function benchRevisionPlan(env: NodeJS.ProcessEnv = process.env): P
         build: true,
         pins: {},
         policies: {},
-        majorBump: [],
+        majorBump: {},
         autoDeploy: false,
         sourceCommits: {},
       } satisfies SiteConfig,

@@ -18,6 +18,7 @@ import * as path from "node:path";
 import * as semver from "semver";
 import * as YAML from "yaml";
 import { z } from "zod";
+import { compilePattern, patternGroups, templateReferences } from "./policies";
 import type { Digest, RingName, Version } from "./types";
 
 // ---------------------------------------------------------------------------------------------
@@ -216,12 +217,42 @@ export interface DigestPin {
 /** How a site pins one service: exactly one of version, tag, digest. */
 export type Pin = VersionPin | TagPin | DigestPin;
 
-/** Highest version tag in a semver range (DESIGN.md, flow 5). */
+/**
+ * Flux ImagePolicy's `filterTags`: only tags that `pattern` matches are candidates, and the
+ * value a policy orders is `extract` expanded against the first match (lib/policies.ts).
+ */
+export interface TagFilterConfig {
+  /** A regular expression (Go's `(?P<name>…)` groups accepted), unanchored. */
+  readonly pattern: string;
+  /** `$1`, `${1}`, `$name`, `${name}` of the pattern's groups. @default the tag itself */
+  readonly extract?: string;
+}
+/** Highest version tag in a semver range (DESIGN.md, flow 5; Flux ImagePolicy `semver`). */
 export interface SemverPolicy {
-  /** A range as `semver` reads it, e.g. `^1.2.0`. */
-  readonly semver: string;
-  /** Whether prerelease versions may match. @default false */
-  readonly prerelease: boolean;
+  readonly semver: {
+    /** A range as `semver` reads it, e.g. `^1.2.0`. */
+    readonly range: string;
+    /**
+     * Whether prerelease versions match: `true` any prerelease in range, `false` none.
+     * @default prereleases match only when the range names one (`>=1.0.0-0`)
+     */
+    readonly prerelease?: boolean;
+  };
+  readonly filterTags?: TagFilterConfig;
+}
+/** Tag order of the alphabetical and numerical policies: `asc` takes the last, `desc` the first. */
+export type TagOrderConfig = "asc" | "desc";
+/** The last tag in alphabetical order (Flux ImagePolicy `alphabetical`). */
+export interface AlphabeticalPolicy {
+  /** @default { order: "asc" } */
+  readonly alphabetical: { readonly order: TagOrderConfig };
+  readonly filterTags?: TagFilterConfig;
+}
+/** The last tag in numerical order (Flux ImagePolicy `numerical`). */
+export interface NumericalPolicy {
+  /** @default { order: "asc" } */
+  readonly numerical: { readonly order: TagOrderConfig };
+  readonly filterTags?: TagFilterConfig;
 }
 /** Image built from the most recent commit on a branch (seed 003, DESIGN.md flow 5). */
 export interface GitRevisionPolicy {
@@ -241,7 +272,13 @@ export interface DigestPolicy {
   readonly digest: Digest;
 }
 /** How a site selects one service's image when it does not follow its ring. */
-export type Policy = SemverPolicy | GitRevisionPolicy | TagPolicy | DigestPolicy;
+export type Policy =
+  | SemverPolicy
+  | AlphabeticalPolicy
+  | NumericalPolicy
+  | GitRevisionPolicy
+  | TagPolicy
+  | DigestPolicy;
 
 /**
  * A site's stack config: the values of the Pulumi config namespace `gitops-rings`
@@ -269,8 +306,12 @@ export interface SiteConfig {
   readonly pins: Readonly<Record<string, Pin>>;
   /** Per-service policies, by service name. A service has a pin or a policy, not both. */
   readonly policies: Readonly<Record<string, Policy>>;
-  /** Services (and/or `release`) whose next build bumps the major version. @default [] */
-  readonly majorBump: readonly string[];
+  /**
+   * The major version requested per service (and/or `release`): a build gives `<major>.0.0`
+   * when the version it bumps from has a lower major, once; later builds follow the ring rule
+   * (lib/version.ts nextVersion). @default {}
+   */
+  readonly majorBump: Readonly<Record<string, number>>;
   /** Registry override for this site, `host[:port][/prefix]`. */
   readonly registry?: string;
   /** Whether the watcher runs `pulumi up` on this site when images change. @default false */
@@ -416,9 +457,53 @@ const pinSchema = strictObject({
   digest: digestSchema.optional(),
 }).superRefine(exactlyOne(["version", "tag", "digest"], "a pin"));
 
+const tagFilterSchema = strictObject({
+  pattern: z.string().min(1),
+  extract: z.string().optional(),
+}).superRefine((filter, ctx) => {
+  let groups: ReturnType<typeof patternGroups>;
+  try {
+    groups = patternGroups(compilePattern(filter.pattern));
+  } catch (e) {
+    const cause = (e as Error).message.replace(/^filterTags pattern "(?:[^"\\]|\\.)*": /, "");
+    ctx.addIssue({
+      code: "custom",
+      path: ["pattern"],
+      input: filter.pattern,
+      message: `is not a regular expression: ${cause}`,
+    });
+    return;
+  }
+  const have = [...Array.from({ length: groups.count + 1 }, (_, i) => String(i)), ...groups.names];
+  for (const ref of templateReferences(filter.extract ?? "")) {
+    if (!have.includes(ref)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["extract"],
+        input: filter.extract,
+        message: `names group ${showValue(ref)}, which the pattern does not have (groups: ${have.join(", ")})`,
+      });
+    }
+  }
+});
+
+const orderSchema = strictObject({
+  order: text((v) => v === "asc" || v === "desc", 'is not "asc" or "desc"').optional(),
+});
+
+const POLICY_KINDS = ["semver", "alphabetical", "numerical", "gitRevision", "tag", "digest"];
+
 const policySchema = strictObject({
-  semver: rangeSchema.optional(),
-  prerelease: booleanSchema.optional(),
+  semver: z
+    .preprocess(
+      (v) => (typeof v === "string" ? { range: v } : v),
+      strictObject({ range: rangeSchema, prerelease: booleanSchema.optional() }),
+    )
+    .optional(),
+  alphabetical: orderSchema.optional(),
+  numerical: orderSchema.optional(),
+  filterTags: tagFilterSchema.optional(),
+  prerelease: z.unknown().optional(),
   gitRevision: strictObject({
     branch: branchSchema,
     tagPrefix: tagSchema.optional(),
@@ -426,16 +511,56 @@ const policySchema = strictObject({
   tag: tagSchema.optional(),
   digest: digestSchema.optional(),
 }).superRefine((value, ctx) => {
-  exactlyOne(["semver", "gitRevision", "tag", "digest"], "a policy")(value, ctx);
-  if (value.prerelease !== undefined && value.semver === undefined) {
+  exactlyOne(POLICY_KINDS, "a policy")(value, ctx);
+  if (value.prerelease !== undefined) {
     ctx.addIssue({
       code: "custom",
       path: ["prerelease"],
       input: value.prerelease,
-      message: "is only allowed with semver",
+      message: `belongs in semver: write semver: { range: ${showValue(value.semver?.range ?? "<range>")}, prerelease: ${showValue(value.prerelease)} }`,
+    });
+  }
+  const ordered = ["semver", "alphabetical", "numerical"] as const;
+  if (value.filterTags !== undefined && !ordered.some((k) => value[k] !== undefined)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["filterTags"],
+      input: value.filterTags,
+      message: `is only allowed with ${ordered.join(", ")}`,
     });
   }
 });
+
+const majorSchema = z.preprocess(
+  (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
+  z
+    .unknown()
+    .refine((v) => Number.isSafeInteger(v) && (v as number) >= 1, {
+      message: "is not a major version (a whole number of at least 1, e.g. 2)",
+    })
+    .transform((v) => v as number),
+);
+
+/**
+ * `majorBump`: the major version to reach, per service or `release`. The old list form
+ * (`[backend]`) bumped the major again on every build, so it is refused with what to write.
+ */
+const majorBumpSchema = z
+  .unknown()
+  .superRefine((v, ctx) => {
+    if (!Array.isArray(v)) return;
+    const names = v.filter((x): x is string => typeof x === "string");
+    const example = `{ ${(names.length > 0 ? names : ["<service>"]).map((n) => `${n}: <major>`).join(", ")} }`;
+    ctx.addIssue({
+      code: "custom",
+      input: v,
+      message:
+        `is the old list form, which bumped the major version again on every build; write the ` +
+        `major version each should reach once instead: ${example} ` +
+        `(pulumi config set --path gitops-rings:majorBump.${names[0] ?? "<service>"} <major>)`,
+    });
+  })
+  .pipe(z.record(z.string(), majorSchema));
 
 const siteSchema = strictObject({
   ring: nameSchema,
@@ -444,7 +569,7 @@ const siteSchema = strictObject({
   release: versionSchema.optional(),
   pins: z.record(z.string(), pinSchema).optional(),
   policies: z.record(z.string(), policySchema).optional(),
-  majorBump: z.array(z.string()).optional(),
+  majorBump: majorBumpSchema.optional(),
   registry: registrySchema.optional(),
   autoDeploy: booleanSchema.optional(),
   sourceCommits: z
@@ -844,12 +969,12 @@ export function parseSiteConfig(
       }
     }
   }
-  if (Array.isArray(v.majorBump)) {
-    v.majorBump.forEach((entry, i) => {
-      if (typeof entry === "string" && entry !== RELEASE && repo.services[entry] === undefined) {
-        add(["majorBump", i], `${showValue(entry)} is not a service ${known} or "${RELEASE}"`);
+  if (isMap(v.majorBump)) {
+    for (const name of Object.keys(v.majorBump)) {
+      if (name !== RELEASE && repo.services[name] === undefined) {
+        add(["majorBump", name], `${showValue(name)} is not a service ${known} or "${RELEASE}"`);
       }
-    });
+    }
   }
   if (isMap(v.sourceCommits)) {
     for (const key of Object.keys(v.sourceCommits)) {
@@ -881,21 +1006,7 @@ export function parseSiteConfig(
   }
   const policies: Record<string, Policy> = {};
   for (const [service, p] of Object.entries(raw.policies ?? {}).sort(byKey)) {
-    policies[service] =
-      p.semver !== undefined
-        ? { semver: p.semver, prerelease: p.prerelease ?? false }
-        : p.gitRevision !== undefined
-          ? {
-              gitRevision: {
-                branch: p.gitRevision.branch,
-                ...(p.gitRevision.tagPrefix !== undefined
-                  ? { tagPrefix: p.gitRevision.tagPrefix }
-                  : {}),
-              },
-            }
-          : p.tag !== undefined
-            ? { tag: p.tag }
-            : { digest: p.digest as string };
+    policies[service] = policyFromRaw(p);
   }
   return {
     file,
@@ -905,7 +1016,7 @@ export function parseSiteConfig(
     ...(raw.release !== undefined ? { release: raw.release } : {}),
     pins,
     policies,
-    majorBump: [...new Set(raw.majorBump ?? [])],
+    majorBump: sortedRecord(raw.majorBump ?? {}),
     ...(raw.registry !== undefined ? { registry: raw.registry } : {}),
     autoDeploy: raw.autoDeploy ?? false,
     sourceCommits: sortedRecord(raw.sourceCommits ?? {}),
@@ -942,6 +1053,34 @@ function buildingSiteProblems(
     });
   }
   return problems;
+}
+
+/** A validated `policies.<service>` value as a {@link Policy}, defaults filled in. */
+function policyFromRaw(p: z.infer<typeof policySchema>): Policy {
+  const filterTags =
+    p.filterTags === undefined
+      ? {}
+      : {
+          filterTags: {
+            pattern: p.filterTags.pattern,
+            ...(p.filterTags.extract !== undefined ? { extract: p.filterTags.extract } : {}),
+          },
+        };
+  const order = (o: { order?: string }) => ({ order: (o.order ?? "asc") as TagOrderConfig });
+  if (p.semver !== undefined) {
+    const { range, prerelease } = p.semver;
+    return {
+      semver: { range, ...(prerelease !== undefined ? { prerelease } : {}) },
+      ...filterTags,
+    };
+  }
+  if (p.alphabetical !== undefined) return { alphabetical: order(p.alphabetical), ...filterTags };
+  if (p.numerical !== undefined) return { numerical: order(p.numerical), ...filterTags };
+  if (p.gitRevision !== undefined) {
+    const { branch, tagPrefix } = p.gitRevision;
+    return { gitRevision: { branch, ...(tagPrefix !== undefined ? { tagPrefix } : {}) } };
+  }
+  return p.tag !== undefined ? { tag: p.tag } : { digest: p.digest as string };
 }
 
 function byKey<T>(a: [string, T], b: [string, T]): number {

@@ -31,7 +31,7 @@ export interface PlanServiceInput {
 export interface PlanInput {
   /** The repository config (services, initial version, rings). */
   readonly repository: RepositoryConfig;
-  /** The site's config (ring R, majorBump). */
+  /** The site's config (ring R, the requested majors `majorBump`). */
   readonly site: SiteConfig;
   /** What ring R points at now. */
   readonly current: RingState;
@@ -47,9 +47,13 @@ export interface PlanInput {
    */
   readonly known?: Readonly<Record<string, readonly ImageRecord[]>>;
   /**
-   * Version tags that exist already, by service name and `release`. A next version that is
-   * taken (after an unshift, or a revert that reused an older image) is bumped by patch until
-   * it is free, since a version tag never moves (invariant 1). @default {}
+   * Every version tag its repository holds already, by service name and `release`. A next
+   * version that is taken (after an unshift, or a revert that reused an older image) is bumped
+   * by patch until it is free, since a version tag never moves (invariant 1). When neither R
+   * nor N has a version, the highest of them counts as the version in R (lib/version.ts
+   * `nextVersion`, `registry`): a service re-added after its rings were emptied continues
+   * after its last build; the initial version is only for a repository with no version tag.
+   * @default {}
    */
   readonly taken?: Readonly<Record<string, readonly Version[]>>;
 }
@@ -132,7 +136,6 @@ export function planRelease(input: PlanInput): Plan {
   const order = dependencyOrder(graph, repository.file);
   const inR = current.release?.services ?? {};
   const inN = next?.release?.services ?? {};
-  const major = new Set(site.majorBump);
   const decided = new Map<string, PlannedService>();
 
   for (const name of order) {
@@ -212,7 +215,8 @@ export function planRelease(input: PlanInput): Plan {
         nextVersion({
           current: record?.version,
           next: inN[name]?.version,
-          major: major.has(name),
+          registry: highest(input.taken?.[name]),
+          major: site.majorBump[name],
           initial: repository.initialVersion,
         }),
         input.taken?.[name],
@@ -240,7 +244,8 @@ export function planRelease(input: PlanInput): Plan {
             nextVersion({
               current: currentRelease?.version,
               next: next?.release?.version,
-              major: major.has(RELEASE),
+              registry: highest(input.taken?.[RELEASE]),
+              major: site.majorBump[RELEASE],
               initial: repository.initialVersion,
             }),
             input.taken?.[RELEASE],
@@ -249,6 +254,11 @@ export function planRelease(input: PlanInput): Plan {
     changed,
   };
   return { ring, ...(after !== undefined ? { nextRing: after } : {}), services, release };
+}
+
+/** The highest semver of `taken` (prereleases count), or undefined when it holds none. */
+function highest(taken: readonly Version[] = []): Version | undefined {
+  return semver.rsort(taken.filter((v) => semver.valid(v) === v))[0];
 }
 
 /** `version`, or the next patch after it that `taken` does not hold. */

@@ -13,22 +13,29 @@
  * | `digest` | exactly this digest, after checking it exists |
  *
  * `semver`, `alphabetical` and `numerical` take Flux's `filterTags`: tags that `pattern`
- * matches are kept, and `extract` (Go template syntax: `$1`, `${1}`, `$name`, `${name}`)
- * rewrites the match into the value that is ordered, as Flux's ImagePolicy does.
+ * matches are kept, and the value that is ordered is `extract` (Go template syntax: `$1`,
+ * `${1}`, `$name`, `${name}`) expanded against the pattern's first match, or the tag itself
+ * without `extract`, as Flux's image-reflector-controller does (`FindStringSubmatchIndex`,
+ * then `ExpandString`).
+ *
+ * Every selection also records what the image's own labels say it is (lib/labels.ts): its
+ * version, revision and source commits, so a site's outputs record what it runs (DESIGN.md
+ * invariant 5). An image this program did not build records the labels it has, without error.
  */
 import * as semver from "semver";
 import { walkCommits } from "./git";
-import { LABEL_VERSION, sourceCommitLabel } from "./labels";
+import { DEPENDENCY_PREFIX, parseImageLabels, sourceCommitLabel, type Labels } from "./labels";
 import { mapLimit } from "./limit";
 import { DEFAULT_PLATFORM, RegistryClient, type Platform } from "./registry";
-import type { Digest, RingState, Version } from "./types";
+import type { Digest, RingState, SourceCommit, Version } from "./types";
 
 /** Flux's `filterTags`: keep tags matching `pattern`, order by the `extract`ed value. */
 export interface TagFilter {
   /** A regular expression; Go's `(?P<name>…)` groups are accepted. Unanchored, like Go's. */
   readonly pattern: string;
   /**
-   * What the match is replaced by (Go `Regexp.ReplaceAllString` semantics).
+   * The value ordered: this template expanded against the pattern's first match in the tag
+   * (Go `Regexp.ExpandString`), the rest of the tag dropped.
    * @default the tag itself
    */
   readonly extract?: string;
@@ -40,7 +47,16 @@ export type TagOrder = "asc" | "desc";
 /** A policy; see the module documentation. */
 export type Policy =
   | { readonly kind: "ring" }
-  | { readonly kind: "semver"; readonly range: string; readonly filterTags?: TagFilter }
+  | {
+      readonly kind: "semver";
+      readonly range: string;
+      /**
+       * `true`: any prerelease in range matches; `false`: none does.
+       * @default prereleases match only when the range names one ({@link rangeWantsPrerelease})
+       */
+      readonly prerelease?: boolean;
+      readonly filterTags?: TagFilter;
+    }
   | {
       readonly kind: "alphabetical" | "numerical";
       /** @default "asc" */
@@ -74,9 +90,13 @@ export type Policy =
 export interface Selection {
   /** `host/path@sha256:…`: what manifests use. */
   readonly reference: string;
-  /** The image's semver, when known (from its tag or its version label). */
+  /** The image's semver, when known: its version label, else the semver its tag gives. */
   readonly version?: Version;
   readonly digest: Digest;
+  /** The image's revision label (lib/revision.ts for images this program built), when it has one. */
+  readonly revision?: string;
+  /** The source commits its labels record (`io.gitops-rings.source.*`); [] when none. */
+  readonly sources: readonly SourceCommit[];
   /** The tag that led to the image, when one did. */
   readonly tag?: string;
   /** One line for humans (the preview's plan, the watcher's log). */
@@ -109,8 +129,10 @@ export function describePolicy(policy: Policy): string {
   switch (policy.kind) {
     case "ring":
       return "ring";
-    case "semver":
-      return `semver ${JSON.stringify(policy.range)}${filter(policy.filterTags)}`;
+    case "semver": {
+      const pre = policy.prerelease === undefined ? "" : ` prerelease ${policy.prerelease}`;
+      return `semver ${JSON.stringify(policy.range)}${pre}${filter(policy.filterTags)}`;
+    }
     case "alphabetical":
     case "numerical":
       return `${policy.kind} ${policy.order ?? "asc"}${filter(policy.filterTags)}`;
@@ -129,23 +151,37 @@ export interface Candidate {
   readonly value: string;
 }
 
+/** The `$…` references of a Go template: `$$`, `$1`, `${1}`, `$name`, `${name}`. */
+const TEMPLATE_REFERENCE = /\$(?:(\$)|\{(\w+)\}|(\w+))/g;
+
+/** Go reads a reference as a group number when it is digits without a leading zero, below 1e8. */
+const GROUP_NUMBER = /^(?:0|[1-9]\d{0,7})$/;
+
 /**
  * Go's `Regexp.Expand` of `template` for one match: `$1`, `${1}`, `$name`, `${name}`, `$$`.
  * As in Go, `$name` takes the longest run of word characters, and an unknown group is empty.
  */
 export function expandTemplate(template: string, match: RegExpExecArray): string {
-  return template.replace(/\$(?:(\$)|\{(\w+)\}|(\w+))/g, (_all, dollar, braced, bare) => {
+  return template.replace(TEMPLATE_REFERENCE, (_all, dollar, braced, bare) => {
     if (dollar) return "$";
     const name: string = braced ?? bare;
-    if (/^\d+$/.test(name)) return match[Number(name)] ?? "";
+    if (GROUP_NUMBER.test(name)) return match[Number(name)] ?? "";
     return match.groups?.[name] ?? "";
   });
+}
+
+/**
+ * The groups a Go template names, in order: `["1", "version"]` for `$1-${version}`; `$$` is a
+ * literal dollar and names none.
+ */
+export function templateReferences(template: string): string[] {
+  return [...template.matchAll(TEMPLATE_REFERENCE)].filter((m) => !m[1]).map((m) => m[2] ?? m[3]);
 }
 
 /** Compiles a Flux pattern: Go's `(?P<name>` becomes JavaScript's `(?<name>`. */
 export function compilePattern(pattern: string): RegExp {
   try {
-    return new RegExp(pattern.replace(/\(\?P</g, "(?<"), "g");
+    return new RegExp(pattern.replace(/\(\?P</g, "(?<"));
   } catch (e) {
     throw new Error(`filterTags pattern ${JSON.stringify(pattern)}: ${(e as Error).message}`, {
       cause: e,
@@ -153,30 +189,28 @@ export function compilePattern(pattern: string): RegExp {
   }
 }
 
+/** The capture groups of a compiled pattern: how many, and the names of the named ones. */
+export function patternGroups(re: RegExp): { readonly count: number; readonly names: string[] } {
+  // An empty alternative matches "", and the match lists every group, each undefined.
+  const m = new RegExp(`(?:${re.source})|`, re.flags).exec("") as RegExpExecArray;
+  return { count: m.length - 1, names: Object.keys(m.groups ?? {}) };
+}
+
 /**
- * Flux's filterTags: the tags `filter.pattern` matches, each with its value: every match
- * replaced by `extract` (the rest of the tag kept, as Go's `ReplaceAllString` does), or the tag
- * itself without `extract`. Without a filter every tag is kept as is.
+ * Flux's filterTags: the tags `filter.pattern` matches, each with its value: `extract`
+ * expanded against the pattern's first (leftmost) match in the tag, as Flux's
+ * `ExpandString(nil, extract, tag, FindStringSubmatchIndex(tag))`, or the tag itself without
+ * `extract`. Without a filter every tag is kept as is.
+ * @throws when the pattern does not compile (the message names it).
  */
 export function filterTags(tags: readonly string[], filter?: TagFilter): Candidate[] {
   if (!filter) return tags.map((tag) => ({ tag, value: tag }));
   const re = compilePattern(filter.pattern);
   const out: Candidate[] = [];
   for (const tag of tags) {
-    re.lastIndex = 0;
-    if (!re.test(tag)) continue;
-    re.lastIndex = 0;
-    const value =
-      filter.extract === undefined
-        ? tag
-        : tag.replace(re, (...args: unknown[]) => {
-            const last = args[args.length - 1];
-            const hasGroups = typeof last === "object" && last !== null;
-            const groups = hasGroups ? (last as Record<string, string>) : undefined;
-            const captures = args.slice(0, hasGroups ? -3 : -2) as string[];
-            const m = Object.assign([...captures], { groups, index: 0, input: tag });
-            return expandTemplate(filter.extract!, m as unknown as RegExpExecArray);
-          });
+    const match = re.exec(tag);
+    if (match === null) continue;
+    const value = filter.extract ? expandTemplate(filter.extract, match) : tag;
     out.push({ tag, value });
   }
   return out;
@@ -193,15 +227,17 @@ export function rangeWantsPrerelease(range: string): boolean {
 
 /**
  * The candidate with the highest semver value in `range`. Values are parsed as semver (a
- * leading `v` is accepted); others are skipped. Prereleases are considered only when the range
- * itself names a prerelease (`>=1.0.0-0`), and then with semver's `includePrerelease` (any
- * prerelease in range, not only those of the same major.minor.patch).
+ * leading `v` is accepted); others are skipped. Prereleases are considered when `prerelease` is
+ * true, never when it is false, and by default only when the range itself names a prerelease
+ * (`>=1.0.0-0`); when considered, with semver's `includePrerelease` (any prerelease in range,
+ * not only those of the same major.minor.patch).
  * Ties (`1.2.0` and `v1.2.0`) go to the alphabetically first tag.
  * @throws when `range` is not a semver range.
  */
 export function selectSemver(
   candidates: readonly Candidate[],
   range: string,
+  prerelease?: boolean,
 ): (Candidate & { readonly version: Version }) | undefined {
   let parsed: semver.Range;
   try {
@@ -209,7 +245,7 @@ export function selectSemver(
   } catch (e) {
     throw new Error(`${JSON.stringify(range)} is not a semver range`, { cause: e });
   }
-  const includePrerelease = rangeWantsPrerelease(range);
+  const includePrerelease = prerelease ?? rangeWantsPrerelease(range);
   let best: (Candidate & { version: Version }) | undefined;
   for (const c of [...candidates].sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0))) {
     const version = semver.valid(c.value);
@@ -275,24 +311,64 @@ function selectionError(input: SelectInput, detail: string, cause?: unknown): Er
   });
 }
 
-async function versionLabel(input: SelectInput, digest: Digest): Promise<Version | undefined> {
-  const labels = await input.client.getLabels(
-    `${input.repository}@${digest}`,
-    input.platform ?? DEFAULT_PLATFORM,
+/** What an image's own labels say it is: the part of a {@link Selection} they give. */
+export type LabelledImage = Pick<Selection, "version" | "revision" | "sources">;
+
+/**
+ * Reads what an image's labels say it is (lib/labels.ts parseImageLabels): the semver version
+ * label, the revision label and the `io.gitops-rings.source.*` commits (DESIGN.md invariant 5).
+ * Lenient about images this program did not build: a missing or non-semver version, a missing
+ * revision, and `dependency.*` labels it did not write (not read here) give no error.
+ * @param where names the image in errors about malformed `io.gitops-rings.source.*` labels.
+ * @throws when the image's `io.gitops-rings.source.*` labels are malformed.
+ */
+export function labelledImage(labels: Labels, where: string): LabelledImage {
+  const own = Object.fromEntries(
+    Object.entries(labels).filter(([key]) => !key.startsWith(DEPENDENCY_PREFIX)),
   );
-  const v = labels[LABEL_VERSION];
-  return v !== undefined && semver.valid(v) === v ? v : undefined;
+  const parsed = parseImageLabels(own, where);
+  return {
+    ...(parsed.version !== undefined ? { version: parsed.version } : {}),
+    ...(parsed.revision ? { revision: parsed.revision } : {}),
+    sources: parsed.sources,
+  };
 }
 
-async function byTag(input: SelectInput, tag: string, version: Version | undefined, why: string) {
-  const digest = await input.client.resolveDigest(`${input.repository}:${tag}`);
+/**
+ * The selection of the image at `digest`: its labels' version (else `tagVersion`), revision
+ * and sources.
+ */
+async function selected(
+  input: SelectInput,
+  digest: Digest,
+  found: { readonly tag?: string; readonly tagVersion?: Version; readonly why: string },
+  labels?: Labels,
+): Promise<Selection> {
+  const reference = `${input.repository}@${digest}`;
+  const image = labelledImage(
+    labels ?? (await input.client.getLabels(reference, input.platform ?? DEFAULT_PLATFORM)),
+    reference,
+  );
+  const version = image.version ?? found.tagVersion;
   return {
-    reference: `${input.repository}@${digest}`,
-    version: version ?? (await versionLabel(input, digest)),
+    reference,
+    ...(version !== undefined ? { version } : {}),
     digest,
-    tag,
-    why,
-  } satisfies Selection;
+    ...(found.tag !== undefined ? { tag: found.tag } : {}),
+    ...(image.revision !== undefined ? { revision: image.revision } : {}),
+    sources: image.sources,
+    why: found.why,
+  };
+}
+
+async function byTag(
+  input: SelectInput,
+  tag: string,
+  tagVersion: Version | undefined,
+  why: string,
+) {
+  const digest = await input.client.resolveDigest(`${input.repository}:${tag}`);
+  return selected(input, digest, { tag, tagVersion, why });
 }
 
 async function selectByGitRevision(
@@ -315,13 +391,9 @@ async function selectByGitRevision(
     const labelled = versions.findIndex((_, j) => configs[j].labels[label] === commit);
     if (labelled >= 0) {
       const config = configs[labelled];
-      return {
-        reference: `${input.repository}@${config.digest}`,
-        version: versions[labelled],
-        digest: config.digest,
-        tag: versions[labelled],
-        why: `gitRevision: ${where} has image ${versions[labelled]} (label ${label})`,
-      };
+      const tag = versions[labelled];
+      const why = `gitRevision: ${where} has image ${tag} (label ${label})`;
+      return selected(input, config.digest, { tag, tagVersion: tag, why }, config.labels);
     }
     if (policy.tagPrefix !== undefined) {
       const matching = tagsForCommit(tags, policy.tagPrefix, commit).sort();
@@ -345,7 +417,8 @@ async function selectByGitRevision(
 
 /**
  * Selects one service's image by its policy.
- * @returns the image by digest, with its version when known, and why.
+ * @returns the image by digest, with what its labels say (version, revision, sources; for
+ *   `ring`, what the release records), and why.
  * @throws an error naming the service and the policy value when nothing matches, a tag or
  * digest does not exist, or the ring's release lacks the service.
  */
@@ -368,6 +441,8 @@ export async function selectImage(input: SelectInput): Promise<Selection> {
           reference: `${image.repository}@${image.digest}`,
           version: image.version,
           digest: image.digest,
+          revision: image.revision,
+          sources: image.sources,
           why: `ring ${input.ring.ring}: release ${release.version} has ${input.service} ${image.version}`,
         };
       }
@@ -376,7 +451,7 @@ export async function selectImage(input: SelectInput): Promise<Selection> {
         const candidates = filterTags(tags, policy.filterTags);
         let best;
         try {
-          best = selectSemver(candidates, policy.range);
+          best = selectSemver(candidates, policy.range, policy.prerelease);
         } catch (e) {
           throw selectionError(input, (e as Error).message, e);
         }
@@ -417,23 +492,15 @@ export async function selectImage(input: SelectInput): Promise<Selection> {
       case "tag": {
         const head = await client.headManifest(`${repository}:${policy.tag}`);
         if (!head) throw selectionError(input, `${repository}:${policy.tag} does not exist`);
-        return {
-          reference: `${repository}@${head.digest}`,
-          version: await versionLabel(input, head.digest),
-          digest: head.digest,
+        return await selected(input, head.digest, {
           tag: policy.tag,
           why: `tag ${policy.tag} points at ${head.digest}`,
-        };
+        });
       }
       case "digest": {
         const head = await client.headManifest(`${repository}@${policy.digest}`);
         if (!head) throw selectionError(input, `${repository}@${policy.digest} does not exist`);
-        return {
-          reference: `${repository}@${policy.digest}`,
-          version: await versionLabel(input, policy.digest),
-          digest: policy.digest,
-          why: `pinned digest ${policy.digest}`,
-        };
+        return await selected(input, policy.digest, { why: `pinned digest ${policy.digest}` });
       }
     }
   } catch (e) {

@@ -28,7 +28,7 @@ import { checkout, resolveBranch } from "./git";
 import type { ImageLabelInput } from "./labels";
 import { formatPlan, planRelease, type PlanReason, type PlanServiceInput } from "./plan";
 import { selectImage, type Policy } from "./policies";
-import { RegistryClient } from "./registry";
+import { RegistryClient, parsePlatform } from "./registry";
 import { StateStore } from "./state-store";
 import type { ImageRecord, ReleaseRecord, SourceCommit, Version } from "./types";
 import { nextRing } from "./version";
@@ -540,8 +540,21 @@ function policyOf(choice: Pin | ConfigPolicy, service: ServiceConfig): Policy {
   if ("version" in choice) return { kind: "semver", range: `=${choice.version}` };
   if ("digest" in choice) return { kind: "digest", digest: choice.digest };
   if ("tag" in choice) return { kind: "tag", tag: choice.tag };
-  // Prereleases match when the range names one (semver's rule, lib/policies.ts rangeWantsPrerelease).
-  if ("semver" in choice) return { kind: "semver", range: choice.semver };
+  const filter =
+    "filterTags" in choice && choice.filterTags ? { filterTags: choice.filterTags } : {};
+  if ("semver" in choice) {
+    const { range, prerelease } = choice.semver;
+    return {
+      kind: "semver",
+      range,
+      ...(prerelease !== undefined ? { prerelease } : {}),
+      ...filter,
+    };
+  }
+  if ("alphabetical" in choice) {
+    return { kind: "alphabetical", order: choice.alphabetical.order, ...filter };
+  }
+  if ("numerical" in choice) return { kind: "numerical", order: choice.numerical.order, ...filter };
   const source = service.sources[0];
   if (source === undefined) {
     throw new Error(`service ${service.name}: a gitRevision policy needs a source repository`);
@@ -605,12 +618,16 @@ async function planDeploy(
         policy: policyOf(choice, service),
         ring,
         client,
+        // An index's labels are read from the manifest of the service's first platform.
+        platform: parsePlatform(service.platforms[0]),
       });
+      // What the image's own labels say it is (invariant 5), whichever pin or policy chose it.
       images[service.name] = {
         repository,
         digest: selection.digest,
         ...(selection.version !== undefined ? { version: selection.version } : {}),
-        sources: [],
+        ...(selection.revision !== undefined ? { revision: selection.revision } : {}),
+        sources: selection.sources,
         why: `${site.pins[service.name] ? "pin" : "policy"}: ${selection.why}`,
       };
     }),

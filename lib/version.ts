@@ -53,8 +53,19 @@ export interface NextVersionInput {
   readonly current?: Version;
   /** Its version in ring N, the ring after R. */
   readonly next?: Version;
-  /** Whether the site asks for a major bump (stack config `majorBump`). @default false */
-  readonly major?: boolean;
+  /**
+   * The highest version tag its repository holds already, whichever ring (if any) points at
+   * it. Read only when neither R nor N has a version: it then counts as the version in R, so a
+   * service re-added after its rings were emptied continues after its last build instead of
+   * restarting at the initial version (which a semver policy would never select).
+   */
+  readonly registry?: Version;
+  /**
+   * The major version the site requests (stack config `majorBump.<service>`): the build gives
+   * `major.0.0` when the version it bumps from has a lower major, and follows the ring rule
+   * once that major is reached, so one request bumps the major once.
+   */
+  readonly major?: number;
   /** The version when there is none anywhere. @default "0.1.0" */
   readonly initial?: Version;
 }
@@ -70,23 +81,35 @@ export interface NextVersionInput {
  * | 0.3.2 | 0.3.2 (just promoted) | 0.4.0 |
  * | 0.4.0 | 0.3.2 | 0.4.1 |
  *
- * Same major.minor in N as in R: bump minor; otherwise bump patch; `major`: `(x+1).0.0`.
- * One case the table leaves open: none in R but a version in N (R's image was shifted on, or
- * R was reset) counts as R holding N's version, so the build leaves N's minor line to N
- * (0.3.2 in N gives 0.4.0). Prerelease and build parts of the base are dropped; the result is
- * always greater than the base. Releases use the same rule.
- * @param input the versions in R and N, the major request and the initial version.
+ * Same major.minor in N as in R: bump minor; otherwise bump patch. Cases the table leaves
+ * open:
+ * - none in R but a version in N (R's image was shifted on, or R was reset) counts as R
+ *   holding N's version, so the build leaves N's minor line to N (0.3.2 in N gives 0.4.0);
+ * - none in R nor N but version tags in the registry: the highest of them counts as the
+ *   version in R ("no version anywhere" means none in the registry), so 0.5.3 gives 0.5.4;
+ * - a requested major M (`major`) above the major of the version bumped from gives `M.0.0`
+ *   (with nothing anywhere: `M.0.0` when the initial version's major is below M); once the
+ *   major is M or more the rule above applies again, so the request bumps once.
+ *
+ * Prerelease and build parts of the base are dropped; the result is always greater than the
+ * base. Releases use the same rule.
+ * @param input the versions in R, N and the registry, the requested major, the initial version.
  * @returns the next version.
- * @throws {Error} when a given version is not semver.
+ * @throws {Error} when a given version is not semver, or `major` is not a whole number.
  */
 export function nextVersion(input: NextVersionInput): Version {
   const initial = input.initial ?? "0.1.0";
+  const initialMajor = (parse(initial, "initial") as semver.SemVer).major;
   const current = parse(input.current, "current");
   const next = parse(input.next, "next");
-  parse(initial, "initial");
-  const base = current ?? next;
-  if (base === undefined) return initial;
-  if (input.major) return `${base.major + 1}.0.0`;
+  const registry = parse(input.registry, "registry");
+  const major = input.major ?? 0;
+  if (!Number.isSafeInteger(major) || major < 0) {
+    throw new Error(`requested major ${JSON.stringify(input.major)} is not a whole number`);
+  }
+  const base = current ?? next ?? registry;
+  if (base === undefined) return initialMajor < major ? `${major}.0.0` : initial;
+  if (base.major < major) return `${major}.0.0`;
   if (next !== undefined && next.major === base.major && next.minor === base.minor) {
     return `${base.major}.${base.minor + 1}.0`;
   }

@@ -261,7 +261,7 @@ describe("lib/config", () => {
         build: true,
         pins: {},
         policies: {},
-        majorBump: [],
+        majorBump: {},
         autoDeploy: false,
         sourceCommits: {},
       });
@@ -283,9 +283,9 @@ describe("lib/config", () => {
           release: "1.2.3",
           pins: { base: { digest: DIGEST } },
           policies: {
-            backend: { semver: "^1.2.0", prerelease: "false" },
+            backend: { semver: { range: "^1.2.0", prerelease: "false" } },
           },
-          majorBump: ["backend", "release", "backend"],
+          majorBump: { release: 1, backend: "2" },
           registry: "registry.example.com:443/mirror",
           autoDeploy: true,
           sourceCommits: { "backend/docs": COMMIT },
@@ -300,8 +300,8 @@ describe("lib/config", () => {
         build: false,
         release: "1.2.3",
         pins: { base: { digest: DIGEST } },
-        policies: { backend: { semver: "^1.2.0", prerelease: false } },
-        majorBump: ["backend", "release"],
+        policies: { backend: { semver: { range: "^1.2.0", prerelease: false } } },
+        majorBump: { backend: 2, release: 1 },
         registry: "registry.example.com:443/mirror",
         autoDeploy: true,
         sourceCommits: { "backend/docs": COMMIT },
@@ -413,8 +413,12 @@ describe("lib/config", () => {
               build: "yes",
               release: "v1.2.3",
               pins: { frontend: { version: "1.2.3" }, base: { tag: "a", digest: "sha256:1" } },
-              policies: { backend: { semver: "not a range" }, base: { prerelease: true } },
-              majorBump: ["frontend"],
+              policies: {
+                backend: { semver: "not a range" },
+                base: { prerelease: true },
+                frontend: { semver: "^1.0.0", prerelease: true },
+              },
+              majorBump: { frontend: 1 },
               registry: "https://r",
               sourceCommits: { "backend/nope": COMMIT, "ghost/x": COMMIT, nokey: COMMIT },
               colour: "blue",
@@ -427,19 +431,119 @@ describe("lib/config", () => {
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:release: "v1.2.3" is not a version (semver, e.g. 1.2.3)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:pins.base.digest: "sha256:1" is not a digest (sha256:<64 hex>)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:pins.base: {"tag":"a","digest":"sha256:1"} has tag and digest: a pin needs exactly one of version, tag, digest',
-          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.backend.semver: "not a range" is not a semver range (e.g. ^1.2.0)',
-          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.base: {"prerelease":true} has none: a policy needs exactly one of semver, gitRevision, tag, digest',
-          "stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.base.prerelease: true is only allowed with semver",
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.backend.semver.range: "not a range" is not a semver range (e.g. ^1.2.0)',
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.base: {"prerelease":true} has none: a policy needs exactly one of semver, alphabetical, numerical, gitRevision, tag, digest',
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.base.prerelease: true belongs in semver: write semver: { range: "<range>", prerelease: true }',
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.frontend.prerelease: true belongs in semver: write semver: { range: "^1.0.0", prerelease: true }',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:registry: "https://r" is not a registry (host[:port][/prefix])',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:sourceCommits.nokey: "nokey" is not a <service>/<source> key',
           "stacks/Pulumi.eu-testers.yaml: gitops-rings:colour: unknown key (known keys: ring, environment, build, release, pins, policies, majorBump, registry, autoDeploy, sourceCommits)",
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:ring: "qa" is not a ring (ante, developers, testers, users, lts, post)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:environment: "us" is not an environment (eu)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:pins.frontend: "frontend" is not a service (backend, base)',
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.frontend: "frontend" is not a service (backend, base)',
           "stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.base: a service has a pin or a policy, not both (see pins)",
-          'stacks/Pulumi.eu-testers.yaml: gitops-rings:majorBump[0]: "frontend" is not a service (backend, base) or "release"',
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:majorBump.frontend: "frontend" is not a service (backend, base) or "release"',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:sourceCommits["backend/nope"]: "nope" is not a source of backend (backend, docs)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:sourceCommits["ghost/x"]: "ghost" is not a service (backend, base)',
+        ],
+      );
+    });
+
+    it("GIVEN majorBump in the old list form THEN it is refused, naming file, key and value and what to write instead", () => {
+      throwsConfig(
+        () =>
+          parseSiteConfig(
+            { ring: "developers", environment: "eu", majorBump: ["backend", "release"] },
+            SITE,
+            repo,
+          ),
+        [
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:majorBump: ["backend","release"] is the old list form, which bumped the major version again on every build; write the major version each should reach once instead: { backend: <major>, release: <major> } (pulumi config set --path gitops-rings:majorBump.backend <major>)',
+        ],
+      );
+    });
+
+    it("GIVEN a requested major that is not a whole number of at least 1 THEN the error names file, key and value", () => {
+      throwsConfig(
+        () =>
+          parseSiteConfig(
+            {
+              ring: "developers",
+              environment: "eu",
+              majorBump: { backend: "two", base: 0, release: 1.5 },
+            },
+            SITE,
+            repo,
+          ),
+        [
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:majorBump.backend: "two" is not a major version (a whole number of at least 1, e.g. 2)',
+          "stacks/Pulumi.eu-testers.yaml: gitops-rings:majorBump.base: 0 is not a major version (a whole number of at least 1, e.g. 2)",
+          "stacks/Pulumi.eu-testers.yaml: gitops-rings:majorBump.release: 1.5 is not a major version (a whole number of at least 1, e.g. 2)",
+        ],
+      );
+    });
+
+    it("GIVEN Flux-shaped policies THEN semver (with prerelease), alphabetical, numerical and filterTags are read, orders defaulting to asc", () => {
+      const filter = { pattern: "^main-(?P<ts>\\d+)$", extract: "$ts" };
+      const site = parseSiteConfig(
+        {
+          ring: "users",
+          environment: "eu",
+          policies: {
+            backend: { semver: { range: ">=1.0.0", prerelease: true }, filterTags: filter },
+            base: { numerical: {}, filterTags: filter },
+          },
+        },
+        SITE,
+        repo,
+      );
+      assert.deepEqual(site.policies, {
+        backend: { semver: { range: ">=1.0.0", prerelease: true }, filterTags: filter },
+        base: { numerical: { order: "asc" }, filterTags: filter },
+      });
+      const other = parseSiteConfig(
+        {
+          ring: "users",
+          environment: "eu",
+          policies: {
+            backend: { semver: "^1.2.0" },
+            base: { alphabetical: { order: "desc" }, filterTags: { pattern: "^rc-" } },
+          },
+        },
+        SITE,
+        repo,
+      );
+      assert.deepEqual(other.policies, {
+        backend: { semver: { range: "^1.2.0" } },
+        base: { alphabetical: { order: "desc" }, filterTags: { pattern: "^rc-" } },
+      });
+    });
+
+    it("GIVEN filterTags whose pattern does not compile, whose extract names a missing group, or beside a tag policy THEN each error names file, key and value", () => {
+      throwsConfig(
+        () =>
+          parseSiteConfig(
+            {
+              ring: "users",
+              environment: "eu",
+              policies: {
+                backend: {
+                  numerical: { order: "up" },
+                  filterTags: { pattern: "^b-(?P<n>\\d+)$", extract: "$2-${n}-${num}-$$" },
+                },
+                base: { tag: "edge", filterTags: { pattern: "^(" } },
+              },
+            },
+            SITE,
+            repo,
+          ),
+        [
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.backend.numerical.order: "up" is not "asc" or "desc"',
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.backend.filterTags.extract: "$2-${n}-${num}-$$" names group "2", which the pattern does not have (groups: 0, 1, n)',
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.backend.filterTags.extract: "$2-${n}-${num}-$$" names group "num", which the pattern does not have (groups: 0, 1, n)',
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.base.filterTags.pattern: "^(" is not a regular expression: Invalid regular expression: /^(/: Unterminated group',
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.base.filterTags: {"pattern":"^("} is only allowed with semver, alphabetical, numerical',
         ],
       );
     });

@@ -255,10 +255,11 @@ describe("lib/plan", () => {
     });
   });
 
-  it("GIVEN majorBump for a service and the release THEN both get (x+1).0.0 when they rebuild", () => {
+  it("GIVEN majorBump 1 for services and 2 for the release THEN those that rebuild reach that major, once", () => {
+    const bump = site({ majorBump: { backend: 1, frontend: 1, release: 2 } });
     const plan = planRelease({
       repository: repo,
-      site: site({ majorBump: ["backend", "frontend", "release"] }),
+      site: bump,
       current: R,
       next: N,
       services: changed("backend", "9"),
@@ -274,6 +275,20 @@ describe("lib/plan", () => {
       ],
     );
     assert.equal(plan.release.nextVersion, "2.0.0");
+
+    // The next build with the same stack config, after backend 1.0.0 and release 2.0.0 are
+    // in R: the requested majors are reached, so the ring rule applies again.
+    const built = release("2.0.0", { ...ALL_IN_R, backend: "1.0.0", worker: "0.1.1" });
+    const again = planRelease({
+      repository: repo,
+      site: bump,
+      current: { ring: "developers", release: built },
+      next: N,
+      services: changed("backend", "8"),
+    });
+    const backend = again.services.find((s) => s.service === "backend");
+    assert.deepEqual([backend?.action, backend?.nextVersion], ["build", "1.0.1"]);
+    assert.equal(again.release.nextVersion, "2.0.1");
   });
 
   it("GIVEN a configured initial version THEN new services and the first release start there", () => {
@@ -437,6 +452,44 @@ describe("lib/plan", () => {
       const frontend = plan.services.find((s) => s.service === "frontend");
       assert.equal(frontend?.nextVersion, "0.2.3");
       assert.equal(plan.release.nextVersion, "1.0.2");
+    });
+
+    it("GIVEN rings R and N emptied and version tags in the registry THEN a re-added service and the release continue after their highest tag", () => {
+      const plan = planRelease({
+        repository: repo,
+        site: site(),
+        current: { ring: "developers" },
+        next: { ring: "testers" },
+        services: SERVICES,
+        taken: {
+          backend: ["0.1.0", "0.9.0", "0.10.1", "0.10.2-rc.1"],
+          frontend: ["2.0.0-rc.1"],
+          release: ["0.4.0", "0.7.3"],
+        },
+      });
+      assert.deepEqual(
+        plan.services.map((s) => [s.service, s.reason, s.nextVersion]),
+        [
+          ["base", "new", "0.1.0"],
+          // The highest tag counts as the version in R; its prerelease part is dropped.
+          ["backend", "new", "0.10.3"],
+          ["frontend", "new", "2.0.1"],
+          ["worker", "new", "0.1.0"],
+        ],
+      );
+      assert.deepEqual(plan.release, { nextVersion: "0.7.4", changed: true });
+    });
+
+    it("GIVEN a version in N and higher tags in the registry THEN the rule reads N, not the registry", () => {
+      const plan = planRelease({
+        repository: repo,
+        site: site(),
+        current: { ring: "developers" },
+        next: N,
+        services: SERVICES,
+        taken: { backend: ["0.3.2", "0.9.0"] },
+      });
+      assert.equal(plan.services.find((s) => s.service === "backend")?.nextVersion, "0.4.0");
     });
   });
 });

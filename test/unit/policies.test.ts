@@ -3,10 +3,15 @@ import {
   describePolicy,
   expandTemplate,
   filterTags,
+  compilePattern,
+  labelledImage,
+  patternGroups,
   selectOrdered,
   selectSemver,
   tagsForCommit,
+  templateReferences,
 } from "../../lib/policies";
+import { imageLabels } from "../../lib/labels";
 
 const values = (tags: string[]) => tags.map((tag) => ({ tag, value: tag }));
 
@@ -25,10 +30,31 @@ describe("policies: tag selection without a registry", () => {
       );
     });
 
-    it("GIVEN an unanchored pattern WHEN extracted THEN the unmatched rest stays, as Go's ReplaceAllString does", () => {
+    it("GIVEN an unanchored pattern WHEN extracted THEN the value is extract expanded against the match alone, the rest of the tag dropped (Flux's ExpandString)", () => {
       assert.deepEqual(filterTags(["v1.2.3-linux"], { pattern: "v(\\d+\\.\\d+)", extract: "$1" }), [
-        { tag: "v1.2.3-linux", value: "1.2.3-linux" },
+        { tag: "v1.2.3-linux", value: "1.2" },
       ]);
+    });
+
+    it("GIVEN a pattern that matches a tag several times WHEN extracted THEN only the first match is expanded", () => {
+      assert.deepEqual(
+        filterTags(["build-7-of-9", "x"], { pattern: "(?P<n>\\d+)", extract: "n=$n" }),
+        [{ tag: "build-7-of-9", value: "n=7" }],
+      );
+    });
+
+    it("GIVEN a template THEN templateReferences lists the groups it names, and patternGroups the groups a pattern has", () => {
+      assert.deepEqual(templateReferences("$1-${2}-${major}-$$-$nope-$1x"), [
+        "1",
+        "2",
+        "major",
+        "nope",
+        "1x",
+      ]);
+      assert.deepEqual(patternGroups(compilePattern("^(?P<major>\\d+)\\.(\\d+)(?:-x)?$")), {
+        count: 2,
+        names: ["major"],
+      });
     });
 
     it("GIVEN no extract WHEN filtered THEN values are the tags", () => {
@@ -71,6 +97,15 @@ describe("policies: tag selection without a registry", () => {
     it("GIVEN a range naming a prerelease WHEN selected THEN prereleases of any version in range count", () => {
       assert.equal(selectSemver(tags, ">=1.0.0-0 <2.0.0")?.tag, "1.2.0-rc.1");
       assert.equal(selectSemver(tags, ">=2.0.0-0")?.tag, "2.1.0-beta.1");
+    });
+
+    it("GIVEN prerelease true WHEN selected THEN prereleases in range count though the range names none", () => {
+      assert.equal(selectSemver(tags, "^1.0.0", true)?.tag, "1.2.0-rc.1");
+      assert.equal(selectSemver(tags, "*", true)?.tag, "2.1.0-beta.1");
+    });
+
+    it("GIVEN prerelease false WHEN selected THEN no prerelease counts, though the range names one", () => {
+      assert.equal(selectSemver(tags, ">=1.0.0-0 <2.0.0", false)?.tag, "1.1.5");
     });
 
     it("GIVEN * WHEN selected THEN the highest release wins", () => {
@@ -139,5 +174,53 @@ describe("policies: tag selection without a registry", () => {
       describePolicy({ kind: "gitRevision", source: "api", url: "file:///r", branch: "main" }),
       "gitRevision main of file:///r",
     );
+  });
+
+  describe("labelledImage: what an image's own labels say it is (invariant 5)", () => {
+    const commit = "8609b01765984664cad3615801efa550417442ff";
+
+    it("GIVEN an image built by gitops-rings THEN its version, revision and source commits are read", () => {
+      const labels = imageLabels({
+        project: "example",
+        image: "backend",
+        version: "1.4.2",
+        revision: `v1:sha256:${"a".repeat(64)}`,
+        dependencies: { base: "0.3.0" },
+        sources: [
+          { name: "docs", url: "https://example.com/docs.git", commit },
+          { name: "api", url: "https://example.com/api.git", commit },
+        ],
+      });
+      assert.deepEqual(labelledImage(labels, "img"), {
+        version: "1.4.2",
+        revision: `v1:sha256:${"a".repeat(64)}`,
+        sources: [
+          { name: "api", url: "https://example.com/api.git", commit },
+          { name: "docs", url: "https://example.com/docs.git", commit },
+        ],
+      });
+    });
+
+    it("GIVEN an image gitops-rings did not build THEN what it has is read, without error", () => {
+      assert.deepEqual(labelledImage({}, "img"), { sources: [] });
+      assert.deepEqual(
+        labelledImage(
+          {
+            "org.opencontainers.image.version": "latest",
+            "org.opencontainers.image.revision": commit,
+            "dependency.libc": "not semver",
+          },
+          "img",
+        ),
+        { revision: commit, sources: [] },
+      );
+    });
+
+    it("GIVEN a malformed io.gitops-rings source label THEN the error names the image and the label", () => {
+      assert.throws(
+        () => labelledImage({ "io.gitops-rings.source.api.commit": commit }, "r/backend@sha256:1"),
+        { message: "r/backend@sha256:1: label io.gitops-rings.source.api.url is missing" },
+      );
+    });
   });
 });

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ConfigError } from "../../lib/config";
+import * as YAML from "yaml";
 import { platformOf, readConfig, siteNamespace } from "../../lib/site";
 
 describe("site config (lib/site.ts)", () => {
@@ -79,6 +80,57 @@ describe("site config (lib/site.ts)", () => {
           "stacks/Pulumi.dev-developers.yaml: gitops-rings:build: stacks/Pulumi.us-developers.yaml builds ring developers in registry 127.0.0.1:5001 too",
         ),
     );
+  });
+
+  describe("GIVEN values as the Pulumi runtime passes them (strings, JSON for maps and lists)", () => {
+    beforeEach(() => {
+      fs.mkdirSync(path.join(root, "deploy/dev"), { recursive: true });
+      fs.writeFileSync(path.join(root, "deploy/dev/kustomization.yaml"), "resources: []\n");
+    });
+
+    it("WHEN Pulumi.yaml's declared defaults are added THEN the site config is valid (no list-form majorBump default)", () => {
+      const project = YAML.parse(
+        fs.readFileSync(path.join(__dirname, "../../Pulumi.yaml"), "utf8"),
+      ) as { name: string; config: Record<string, { default?: unknown }> };
+      const defaults = Object.fromEntries(
+        Object.entries(project.config)
+          .filter(([, c]) => c.default !== undefined)
+          .map(([key, c]) => [
+            `${project.name}:${key}`,
+            typeof c.default === "string" ? c.default : JSON.stringify(c.default),
+          ]),
+      );
+      const { site } = readConfig(root, "dev-developers", { ...defaults, ...values });
+      assert.deepEqual(site.majorBump, {});
+    });
+
+    it("WHEN majorBump is the old list THEN the error names the stack file, key, value and the map to write", () => {
+      assert.throws(
+        () =>
+          readConfig(root, "dev-developers", { ...values, "gitops-rings:majorBump": '["base"]' }),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          err.message ===
+            'stacks/Pulumi.dev-developers.yaml: gitops-rings:majorBump: ["base"] is the old list form, which bumped the major version again on every build; write the major version each should reach once instead: { base: <major> } (pulumi config set --path gitops-rings:majorBump.base <major>)',
+      );
+    });
+
+    it("WHEN majorBump and a Flux-shaped policy are JSON maps THEN they are read", () => {
+      const { site } = readConfig(root, "dev-testers", {
+        "gitops-rings:ring": "testers",
+        "gitops-rings:environment": "dev",
+        "gitops-rings:majorBump": '{"base":2,"release":1}',
+        "gitops-rings:policies":
+          '{"base":{"numerical":{"order":"desc"},"filterTags":{"pattern":"^b-(?P<n>[0-9]+)$","extract":"$n"}}}',
+      });
+      assert.deepEqual(site.majorBump, { base: 2, release: 1 });
+      assert.deepEqual(site.policies, {
+        base: {
+          numerical: { order: "desc" },
+          filterTags: { pattern: "^b-(?P<n>[0-9]+)$", extract: "$n" },
+        },
+      });
+    });
   });
 
   it("GIVEN an environment namespace and a ring THEN the site's namespace joins them, and refuses more than 63 characters", () => {
