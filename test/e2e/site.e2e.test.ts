@@ -324,6 +324,12 @@ describe("a site on the local platform (end to end)", function () {
     const oldBackend = `${repoOf("backend")}@${await client.resolveDigest(`${repoOf("backend")}:0.1.0`)}`;
     assert.equal(images(repo.namespace("dev", "testers")).backend, oldBackend);
     assert.equal(services(pinned.outputs).backend.version, "0.1.0");
+    // What the site runs is recorded from the image's own labels (invariant 5).
+    const pinnedLabels = await client.getLabels(`${repoOf("backend")}:0.1.0`);
+    assert.equal(
+      services(pinned.outputs).backend.revision,
+      pinnedLabels["org.opencontainers.image.revision"],
+    );
     assert.deepEqual(images(repo.namespace("dev", "developers")), devImages);
 
     await testers.removeConfig("gitops-rings:pins");
@@ -482,12 +488,41 @@ describe("a site on the local platform (end to end)", function () {
       );
     });
 
+    it("GIVEN a second stack that builds the first ring THEN its preview names both stack files and the key", async function () {
+      const msg = await failing("qa-developers", {
+        "gitops-rings:ring": "developers",
+        "gitops-rings:environment": "dev",
+      });
+      assert.match(
+        msg,
+        /stacks\/Pulumi\.qa-developers\.yaml: gitops-rings:build: stacks\/Pulumi\.dev-developers\.yaml builds ring developers/,
+      );
+      // Turned into a deploying site, it is no rival any more (and dev-developers builds on).
+      await (await repo.stack("qa-developers")).setConfig("gitops-rings:build", { value: "false" });
+    });
+
+    it("GIVEN a pin on a building site THEN preview refuses it naming the file and key, instead of ignoring it", async function () {
+      const stack = await repo.stack("bad-build-pin");
+      await stack.setConfig("gitops-rings:pins.backend.version", { value: "0.1.0" }, true);
+      const msg = await failing("bad-build-pin", {
+        "gitops-rings:ring": "ante",
+        "gitops-rings:environment": "dev",
+        "gitops-rings:build": "true",
+      });
+      assert.match(
+        msg,
+        /stacks\/Pulumi\.bad-build-pin\.yaml: gitops-rings:pins: this site builds \(gitops-rings:build is true\), and a building site deploys the release it builds/,
+      );
+    });
+
     it("GIVEN a dependency cycle THEN preview prints the cycle", async function () {
       repo.write("app/services/base/Dockerfile", "FROM frontend\n");
       try {
+        // Built against ante, so that it is no second builder of the developers ring.
         const msg = await failing("bad-cycle", {
-          "gitops-rings:ring": "developers",
+          "gitops-rings:ring": "ante",
           "gitops-rings:environment": "dev",
+          "gitops-rings:build": "true",
         });
         assert.match(msg, /dependency cycle/);
         assert.match(msg, /base -> frontend -> base|frontend -> base -> frontend/);
