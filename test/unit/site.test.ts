@@ -263,6 +263,55 @@ describe("Site (Pulumi mocks)", () => {
     assert.equal(recorded.filter((r) => r.type === "docker-build:index:Image").length, 0);
   });
 
+  it("GIVEN a keep step WHEN constructed THEN its build and version tag are declared with every input ignored, so a new checkout or new labels change nothing", async () => {
+    const options: Record<string, pulumi.CustomResourceOptions> = {};
+    const site = new Site(
+      "dev-developers",
+      {
+        plan: plan(
+          {
+            builder: { kind: "buildctl", addr: "tcp://127.0.0.1:1234" },
+            services: [
+              step("base", { action: "keep", reason: "unchanged", digest: sha("a") }),
+              step("frontend"),
+            ],
+          },
+          tmp,
+        ),
+        overlayDir: path.join(tmp, "out"),
+      },
+      {
+        transformations: [
+          (args) => {
+            options[`${args.type} ${args.name}`] = args.opts;
+            return undefined;
+          },
+        ],
+      },
+    );
+    await registered(site);
+    const BUILD = "pulumi-nodejs:dynamic/service:BuildkitImage";
+    const TAG = "pulumi-nodejs:dynamic/service:VersionTag";
+    const ignored = (type: string, name: string) =>
+      [...(options[`${type} ${name}`]?.ignoreChanges ?? [])].sort();
+    const inputs = (type: string, name: string) =>
+      Object.keys(recorded.find((r) => r.type === type && r.name === name)?.inputs ?? {}).filter(
+        (k) => !["digest", "ref", "__provider"].includes(k),
+      );
+    for (const [type, name] of [
+      [BUILD, "dev-developers-base"],
+      [TAG, "dev-developers-base-tag"],
+    ]) {
+      assert.ok(inputs(type, name).length > 0, `${name} is declared`);
+      for (const key of inputs(type, name)) {
+        assert.ok(ignored(type, name).includes(key), `${name}: ${key} is ignored`);
+      }
+    }
+    // A build step ignores nothing.
+    assert.deepEqual(ignored(BUILD, "dev-developers-frontend"), []);
+    assert.deepEqual(ignored(TAG, "dev-developers-frontend-tag"), []);
+  });
+
   it("GIVEN a reuse step without a digest WHEN constructed THEN it fails naming the service and version", () => {
     assert.throws(
       () =>
