@@ -20,7 +20,7 @@ import {
   type SiteConfig,
 } from "./config";
 import { computeRevisionInput } from "./revision";
-import { serviceImagesOf } from "./dockerfile";
+import { ServiceTriggers, referencePins, serviceImagesOf } from "./dockerfile";
 import { checkout, resolveBranch } from "./git";
 import type { ImageLabelInput } from "./labels";
 import { formatPlan, planRelease, type PlanReason, type PlanServiceInput } from "./plan";
@@ -72,9 +72,10 @@ export interface ServiceStep {
   /** Build args whose value is a dependency image (`FROM ${BASE}`), mapped to that dependency's service name. */
   readonly dependencyArgs: Readonly<Record<string, string>>;
   /**
-   * Image names the Dockerfile uses for a dependency as written (`FROM base`), mapped to that
-   * dependency's service name; the build passes each as a named context
-   * (`docker-image://<repo>@<digest>`), which BuildKit substitutes for the name.
+   * Image names the Dockerfile uses for a dependency as written (`FROM base`, `COPY
+   * --from=base`, `RUN --mount=from=base`), mapped to that dependency's service name; the build
+   * passes each as a named context (`docker-image://<repo>@<digest>`), which BuildKit
+   * substitutes for the name in every instruction (lib/dockerfile.ts referencePins).
    */
   readonly namedContexts: Readonly<Record<string, string>>;
   readonly build: {
@@ -295,6 +296,7 @@ async function planBuild(
 ): Promise<SitePlan> {
   const previous = options.previous ?? {};
   const images = serviceImagesOf(repo, site.registry);
+  const triggers = new ServiceTriggers(Object.keys(repo.services));
   const reads = Object.fromEntries(
     await Promise.all(
       Object.values(repo.services).map(async (service) => {
@@ -307,7 +309,9 @@ async function planBuild(
           ),
         );
         const paths = servicePaths(options.root, service, checkouts);
+        triggers.locate(service.name, paths.dockerfile, service);
         const read = await computeRevisionInput(paths.context, paths.dockerfile, {
+          triggers: triggers.of,
           buildArgs: service.buildArgs,
           target: service.target,
           platforms: service.platforms,
@@ -382,7 +386,7 @@ async function planBuild(
   const services: ServiceStep[] = planned.services.map((p) => {
     const r = reads[p.service];
     const dependencies = Object.fromEntries(p.dependencies.map((d) => [d, versions[d]]));
-    const refs = r.build.info.references.filter((ref) => ref.via === "from");
+    const pins = referencePins(r.build.references);
     const action: ImageAction =
       p.action === "build" ? "build" : kept(p.service, p.nextVersion, p.digest) ? "keep" : "reuse";
     return {
@@ -405,12 +409,8 @@ async function planBuild(
         extra: r.service.labels,
       },
       dependencies,
-      dependencyArgs: Object.fromEntries(
-        refs.filter((ref) => ref.arg).map((ref) => [ref.arg as string, ref.service]),
-      ),
-      namedContexts: Object.fromEntries(
-        refs.filter((ref) => !ref.arg).map((ref) => [ref.ref, ref.service]),
-      ),
+      dependencyArgs: pins.dependencyArgs,
+      namedContexts: pins.namedContexts,
       build: {
         context: r.paths.context,
         dockerfile: r.paths.dockerfile,
