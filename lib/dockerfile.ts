@@ -28,14 +28,19 @@
  *
  * ## Context files
  *
- * Sources of COPY and ADD (shell or JSON form; `--chown`, `--chmod`, `--link`, `--parents` and
- * `--exclude` do not change what is read, and `--exclude` is not applied, so the file list is a
- * superset), and context bind mounts of RUN (`--mount=type=bind` without `from`), in the stages
- * the target needs. Skipped: `--from=` copies, heredocs, ADD of URLs. Wildcards follow Go's
- * `filepath.Match` per path segment, as BuildKit's; a matched directory contributes every file
- * under it. `.dockerignore`: `<Dockerfile>.dockerignore` beside the Dockerfile wins over
- * `<context>/.dockerignore`, as in BuildKit. A source that names a symlink contributes the
- * link and, when it stays inside the context, what it points to. Variables in sources are
+ * Sources of COPY and ADD (shell or JSON form; `--chown`, `--chmod`, `--link` and `--parents`
+ * do not change what is read; `--exclude` patterns are applied below each directory a source
+ * names or matches, as BuildKit does), and context bind mounts of RUN (`--mount=type=bind`
+ * without `from`), in the stages the target needs, with the ONBUILD triggers of what a stage
+ * is built FROM run first in that stage (a base service's triggers read this build's context).
+ * Skipped: `--from=` copies, heredocs, ADD of URLs. Wildcards follow Go's `filepath.Match` per
+ * path segment, as BuildKit's; a matched directory contributes every file and directory under
+ * it. A wildcard that matches nothing copies nothing (BuildKit allows it), but one below a
+ * directory that does not exist fails, as it fails in BuildKit. `.dockerignore`:
+ * `<Dockerfile>.dockerignore` beside the Dockerfile wins over `<context>/.dockerignore`, as in
+ * BuildKit. A symlink that a source names or a wildcard matches contributes the link and, when
+ * it stays inside the context, what it points to (BuildKit copies the target under the link's
+ * name); a symlink inside a copied directory is copied as a link. Variables in sources are
  * expanded per platform (`TARGETARCH` and friends), and the lists are merged.
  */
 import * as fs from "node:fs";
@@ -729,7 +734,13 @@ export class ServiceTriggers {
   ): void {
     const triggers = fs.promises
       .readFile(dockerfile, "utf8")
-      .then((text) => parseDockerfile(text, dockerfile, options).onbuild)
+      .then(
+        (text) =>
+          parseDockerfile(text, dockerfile, {
+            buildArgs: options.buildArgs,
+            target: options.target,
+          }).onbuild,
+      )
       .catch((): readonly string[] => []);
     this.located.get(service)?.resolve(triggers);
   }
@@ -881,7 +892,9 @@ function contextPath(source: string): string {
  * @param options build args, target, platforms, service images, error label.
  * @returns the Dockerfile bytes and reading, the dependencies and the sorted file list.
  * @throws {ConfigError} for a bad Dockerfile (see {@link parseDockerfile}), a source that is
- *   not in the context or is excluded by `.dockerignore`, naming the Dockerfile and line.
+ *   not in the context or is excluded by `.dockerignore`, a wildcard below a directory that is
+ *   not in the context, naming the Dockerfile, the line (of the FROM for an ONBUILD trigger)
+ *   and the source (DESIGN.md invariant 6).
  */
 export async function readBuild(
   context: string,
