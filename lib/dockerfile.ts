@@ -982,7 +982,9 @@ export async function readBuild(
       try {
         real = await fs.promises.realpath(path.join(context, rel));
       } catch {
-        return; // dangling: only the link itself
+        // BuildKit follows it to compute the copy's cache key, and finds nothing.
+        problem(source, `is a symlink to nothing (${rel})`);
+        return;
       }
       const root = await fs.promises.realpath(context);
       const inside = path.relative(root, real);

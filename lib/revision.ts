@@ -72,7 +72,7 @@ export interface RevisionInput {
 
 /** How the content of the files was found, for reports and tests. */
 export interface RevisionStats {
-  /** Files in the revision. */
+  /** Entries in the revision: files, symlinks and the directories that count. */
   readonly files: number;
   /** Files whose blob id came from the git index (fast path). */
   readonly fromGit: number;

@@ -590,6 +590,19 @@ describe("lib/dockerfile", () => {
       );
     });
 
+    it("GIVEN a symlink to nothing, named or matched THEN it is an error naming the link", async () => {
+      dir = tree({ Dockerfile: "FROM scratch\nCOPY dangling /\nCOPY src/d* /\n", "src/a": "x" });
+      fs.symlinkSync("nowhere", path.join(dir, "dangling"));
+      fs.symlinkSync("../nowhere", path.join(dir, "src/dangling"));
+      await rejectsConfig(
+        () => contextFiles(dir, path.join(dir, "Dockerfile"), { label: "Dockerfile" }),
+        [
+          'Dockerfile:2: COPY source "dangling" is a symlink to nothing (dangling)',
+          'Dockerfile:3: COPY source "src/d*" is a symlink to nothing (src/dangling)',
+        ],
+      );
+    });
+
     it("GIVEN a base service whose Dockerfile has ONBUILD COPY THEN a build FROM it reads those files from its own context", async () => {
       dir = tree({
         "base/Dockerfile":
