@@ -418,7 +418,15 @@ describe("buildWithBuildkit against BuildKit and a registry", function () {
 
     before(async () => {
       dir = dirWith("modes", {
-        Dockerfile: "FROM scratch\nCOPY conf/*.conf /etc/\nCOPY src/ /app/\n",
+        Dockerfile:
+          "FROM scratch\nCOPY conf/*.conf /etc/\nCOPY src/ /app/\n" +
+          "COPY --exclude=*.md docs/ notes.md /docs/\nCOPY --exclude=*/*.png pics* /pics/\n",
+        "docs/guide.md": "excluded\n",
+        "docs/api/ref.md": "kept: *.md is matched below docs/ only\n",
+        "docs/index.txt": "kept\n",
+        "notes.md": "kept: named directly\n",
+        "pics/a.png": "kept\n",
+        "pics/sub/b.png": "excluded\n",
         "conf/real.conf": "real\n",
         "shared/app.conf": "pointed at\n",
         "src/plain.txt": "plain\n",
@@ -447,6 +455,23 @@ describe("buildWithBuildkit against BuildKit and a registry", function () {
       const read = await readBuild(dir, path.join(dir, "Dockerfile"));
       assert.ok(read.files.includes("conf/link.conf"), read.files.join(" "));
       assert.ok(read.files.includes("shared/app.conf"), read.files.join(" "));
+    });
+
+    it("WHEN COPY --exclude THEN BuildKit leaves out what the plan leaves out", async () => {
+      const copied = Object.keys(entries)
+        .filter((e) => /^(docs|pics)\//.test(e) && entries[e].type === "0")
+        .sort();
+      assert.deepEqual(copied, [
+        "docs/api/ref.md",
+        "docs/index.txt",
+        "docs/notes.md",
+        "pics/a.png",
+      ]);
+      const read = await readBuild(dir, path.join(dir, "Dockerfile"));
+      assert.deepEqual(
+        read.files.filter((f) => /^(docs|pics|notes)/.test(f)),
+        ["docs/api/ref.md", "docs/index.txt", "notes.md", "pics/a.png"],
+      );
     });
 
     it("WHEN a copied directory holds a symlink THEN BuildKit copies the link itself, as the plan hashes it", async () => {
