@@ -22,7 +22,12 @@ import * as path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { buildWithBuildkit, tagVersion, type BuildkitResult } from "../../lib/buildkit";
 import { ConfigError } from "../../lib/config";
-import { readBuild, referencePins, type ServiceImages } from "../../lib/dockerfile";
+import {
+  ServiceTriggers,
+  readBuild,
+  referencePins,
+  type ServiceImages,
+} from "../../lib/dockerfile";
 import {
   RegistryClient,
   TagImmutableError,
@@ -409,6 +414,34 @@ describe("buildWithBuildkit against BuildKit and a registry", function () {
       const contexts = await namedContexts((via) => via === "from");
       assert.deepEqual(Object.keys(contexts), ["shell"]);
       await assert.rejects(build(child, "child-unpinned", contexts), /docker\.io\/library\/base/);
+    });
+
+    it("WHEN a service's Dockerfile has ONBUILD COPY THEN BuildKit copies from the child's context what the plan reads", async () => {
+      const onbuild = dirWith("onbuild", {
+        Dockerfile: "FROM scratch\nCOPY base.txt /\nONBUILD COPY app/ /srv/\n",
+        "base.txt": "base\n",
+      });
+      const user = dirWith("onbuild-user", {
+        Dockerfile: "FROM onbuild\nCOPY own.txt /\n",
+        "own.txt": "own\n",
+        "app/main.js": "from the child's context\n",
+        "unread.txt": "no COPY reads it\n",
+      });
+      const withOnbuild = { ...services, images: { ...services.images, onbuild: "onbuild" } };
+      const triggers = new ServiceTriggers(Object.keys(withOnbuild.images));
+      triggers.locate("onbuild", path.join(onbuild, "Dockerfile"));
+      const read = await readBuild(user, path.join(user, "Dockerfile"), {
+        services: withOnbuild,
+        triggers: triggers.of,
+      });
+      assert.deepEqual(read.files, ["app/main.js", "own.txt"]);
+      const base = await build(onbuild, "onbuild");
+      const entries = await imageEntries(
+        await build(user, "onbuild-user", { onbuild: `docker-image://${base.ref}` }),
+      );
+      assert.equal(entries["srv/main.js"]?.content, "from the child's context\n");
+      assert.equal(entries["own.txt"]?.content, "own\n");
+      assert.equal(entries["unread.txt"], undefined);
     });
   });
 
