@@ -227,6 +227,22 @@ describe("lib/revision", () => {
       ]);
     });
 
+    it("GIVEN 0644 and 0755 files in 0755 directories THEN only the files are listed, as before directories and modes counted (format v1 kept)", async () => {
+      const dir = track(tree(APP));
+      fs.chmodSync(path.join(dir, "run.sh"), 0o755);
+      const { input } = await computeRevisionInput(dir, path.join(dir, "Dockerfile"), {
+        git: false,
+      });
+      assert.deepEqual(
+        input.files.map((f) => [f.path, f.mode]),
+        [
+          ["run.sh", "executable"],
+          ["src/index.js", "regular"],
+          ["src/lib/util.js", "regular"],
+        ],
+      );
+    });
+
     it("GIVEN a symlink a wildcard matches THEN a change to what it points to changes the revision", async () => {
       const dir = track(
         tree({ Dockerfile: "FROM scratch\nCOPY conf/*.conf /etc/\n", "shared/app.conf": "v1" }),
