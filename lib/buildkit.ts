@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { RegistryClient, isLoopback } from "./registry";
+import { isLoopback } from "./registry";
 
 const run = promisify(execFile);
 
@@ -49,7 +49,7 @@ export interface BuildkitResult {
  * True when the registry part of `repository` is on loopback (`localhost`, `*.localhost`,
  * `127.0.0.0/8`, `[::1]`): the local platform serves those over plain HTTP. The same rule as the
  * registry client's ({@link isLoopback}), so that BuildKit pushes over HTTP exactly where
- * {@link tagVersion} tags over HTTP.
+ * the registry client tags over HTTP (lib/publish.ts).
  */
 export function isLoopbackRegistry(repository: string): boolean {
   return isLoopback(repository.split("/")[0]);
@@ -113,13 +113,4 @@ export async function buildWithBuildkit(build: BuildkitBuild): Promise<BuildkitR
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/**
- * Puts the version tag on a digest pushed by {@link buildWithBuildkit}. Refuses, with
- * `TagImmutableError`, when the tag already points at another digest (DESIGN.md invariant 1);
- * a no-op when it already points at this one.
- */
-export async function tagVersion(repository: string, tag: string, digest: string): Promise<void> {
-  await new RegistryClient().putTag(repository, tag, digest);
 }

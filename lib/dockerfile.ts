@@ -28,20 +28,35 @@
  *
  * ## Context files
  *
- * Sources of COPY and ADD (shell or JSON form; `--chown`, `--chmod`, `--link`, `--parents` and
- * `--exclude` do not change what is read, and `--exclude` is not applied, so the file list is a
- * superset), and context bind mounts of RUN (`--mount=type=bind` without `from`), in the stages
- * the target needs. Skipped: `--from=` copies, heredocs, ADD of URLs. Wildcards follow Go's
- * `filepath.Match` per path segment, as BuildKit's; a matched directory contributes every file
- * under it. `.dockerignore`: `<Dockerfile>.dockerignore` beside the Dockerfile wins over
- * `<context>/.dockerignore`, as in BuildKit. A source that names a symlink contributes the
- * link and, when it stays inside the context, what it points to. Variables in sources are
+ * Sources of COPY and ADD (shell or JSON form; `--chown`, `--chmod`, `--link` and `--parents`
+ * do not change what is read; `--exclude` patterns are applied below each directory a source
+ * names or matches, as BuildKit does), and context bind mounts of RUN (`--mount=type=bind`
+ * without `from`), in the stages the target needs, with the ONBUILD triggers of what a stage
+ * is built FROM run first in that stage (a base service's triggers read this build's context).
+ * Skipped: `--from=` copies, heredocs, ADD of URLs. Wildcards follow Go's `filepath.Match` per
+ * path segment, as BuildKit's; a matched directory contributes every file and directory under
+ * it. A wildcard that matches nothing copies nothing (BuildKit allows it), but one below a
+ * directory that does not exist fails, as it fails in BuildKit. `.dockerignore`:
+ * `<Dockerfile>.dockerignore` beside the Dockerfile wins over `<context>/.dockerignore`, as in
+ * BuildKit. A symlink that a source names or a wildcard matches contributes the link and, when
+ * it stays inside the context, what it points to (BuildKit copies the target under the link's
+ * name); a symlink inside a copied directory is copied as a link. Variables in sources are
  * expanded per platform (`TARGETARCH` and friends), and the lists are merged.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import ignore from "@balena/dockerignore";
-import { Add, Arg, Copy, DockerfileParser, Env, From, type Instruction, Run } from "dockerfile-ast";
+import ignore, { type Ignore } from "@balena/dockerignore";
+import {
+  Add,
+  Arg,
+  Copy,
+  DockerfileParser,
+  Env,
+  From,
+  type Instruction,
+  Onbuild,
+  Run,
+} from "dockerfile-ast";
 import { ConfigError, type ConfigProblem, type RepositoryConfig } from "./config";
 
 /** How the Dockerfile can name the images of the project's services. */
@@ -66,6 +81,12 @@ export interface DockerfileOptions {
   readonly buildPlatform?: string;
   /** The project's service images; without it no reference is recognized. */
   readonly services?: ServiceImages;
+  /**
+   * The ONBUILD triggers of each service's image ({@link DockerfileInfo.onbuild} of its own
+   * Dockerfile), by service name: a stage FROM that service runs them first, so what they
+   * COPY/ADD is read from this build's context. @default {}
+   */
+  readonly onbuild?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** One build stage (one FROM). */
@@ -108,6 +129,17 @@ export interface ContextSource {
   readonly wildcard: boolean;
   /** `COPY`, `ADD` or `RUN`. */
   readonly instruction: string;
+  /**
+   * `--exclude` patterns (BuildKit's, `.dockerignore` syntax), matched against paths relative
+   * to each directory the source names or matches; a file named or matched directly is never
+   * excluded (as in BuildKit).
+   */
+  readonly exclude?: readonly string[];
+  /**
+   * When an ONBUILD trigger reads it: the service (or `stage <name>`) whose ONBUILD it is. The
+   * trigger runs in the stage built FROM it, so `line` is that FROM line, as in BuildKit.
+   */
+  readonly onbuild?: string;
   /** 0-based index of the stage it is in. */
   readonly stage: number;
   /** 1-based line. */
@@ -128,8 +160,13 @@ export interface DockerfileInfo {
   readonly references: readonly ServiceReference[];
   /** Names of the services depended on, sorted, unique. */
   readonly dependencies: readonly string[];
-  /** Context sources in the needed stages, in file order. */
+  /** Context sources in the needed stages, in file order, ONBUILD triggers at their FROM. */
   readonly sources: readonly ContextSource[];
+  /**
+   * The ONBUILD triggers the built image carries: the target stage's own ONBUILD instructions,
+   * raw (BuildKit runs inherited triggers and drops them, so they do not pass on).
+   */
+  readonly onbuild: readonly string[];
 }
 
 const PLATFORM_ARGS = ["TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT"];
@@ -171,6 +208,36 @@ export function matchServiceImage(ref: string, services: ServiceImages): string 
     for (const name of names) if (services.images[name] === image) return name;
   }
   return undefined;
+}
+
+/** How a build pins the services it references to their digests (DESIGN.md invariant 7). */
+export interface ReferencePins {
+  /** Build args to set to a dependency's `<repo>@<digest>`, mapped to its service name. */
+  readonly dependencyArgs: Readonly<Record<string, string>>;
+  /**
+   * Image names as the Dockerfile uses them after substitution, mapped to the service they
+   * name: the build passes each as a named context `docker-image://<repo>@<digest>`, which
+   * BuildKit substitutes for the name in FROM, `COPY --from` and `RUN --mount=from` alike.
+   */
+  readonly namedContexts: Readonly<Record<string, string>>;
+}
+
+/**
+ * How a build pins every reference to another service, whatever the instruction: a FROM that
+ * is exactly `${ARG}` by that build arg, every other reference (FROM with a name, `COPY
+ * --from`, `RUN --mount=from`, with or without `${ARG}` inside) by a named context keyed by the
+ * name it resolves to (DESIGN.md invariant 7: nothing is pulled by name).
+ * @param references the service references of a build ({@link BuildRead.references}).
+ * @returns the build args and named contexts, each mapped to the service whose digest it takes.
+ */
+export function referencePins(references: readonly ServiceReference[]): ReferencePins {
+  const dependencyArgs: Record<string, string> = {};
+  const namedContexts: Record<string, string> = {};
+  for (const ref of references) {
+    if (ref.arg !== undefined) dependencyArgs[ref.arg] = ref.service;
+    else namedContexts[ref.ref] = ref.service;
+  }
+  return { dependencyArgs, namedContexts };
 }
 
 function platformArgs(platform: string, names: readonly string[]): Record<string, string> {
@@ -311,7 +378,10 @@ export function parseDockerfile(
   const buildArgs = options.buildArgs ?? {};
   const target = platformArgs(options.platform ?? "linux/amd64", PLATFORM_ARGS);
   const build = platformArgs(options.buildPlatform ?? "linux/amd64", BUILD_PLATFORM_ARGS);
-  const lineOf = (ins: Instruction) => ins.getRange().start.line + 1;
+  // While an ONBUILD trigger runs: the FROM line it runs at (as BuildKit reports it), and
+  // the service or stage that declared it.
+  let trigger: { readonly line: number; readonly of: string } | undefined;
+  const lineOf = (ins: Instruction) => trigger?.line ?? ins.getRange().start.line + 1;
   const expand = (ins: Instruction, word: string, lookup: Lookup, quotes = true) => {
     try {
       return expandWord(word, lookup, escape, quotes);
@@ -332,6 +402,8 @@ export function parseDockerfile(
   let args = new Map<string, string | undefined>();
   const stageLookup: Lookup = (name) => (env.has(name) ? env.get(name) : args.get(name));
   const stageEnv: Map<string, string>[] = [];
+  /** Each stage's own ONBUILD triggers, raw, as the image config carries them. */
+  const stageTriggers: string[][] = [];
 
   const stageByName = (name: string): number | undefined => {
     const lower = name.toLowerCase();
@@ -355,14 +427,15 @@ export function parseDockerfile(
     }
   };
 
-  for (const ins of dockerfile.getInstructions()) {
+  /** Reads one instruction into the stages, references and sources. */
+  const dispatch = (ins: Instruction): void => {
     const keyword = ins.getKeyword();
     if (ins instanceof From) {
       // getArguments() leaves the flags (--platform) out.
       const rest = ins.getArguments().map((a) => a.getValue());
       if (rest.length === 0) {
         fail(lineOf(ins), "FROM without an image");
-        continue;
+        return;
       }
       const raw = rest[0];
       const base = expand(ins, raw, globalLookup);
@@ -398,7 +471,20 @@ export function parseDockerfile(
       env = new Map(parent !== undefined ? stageEnv[parent] : []);
       args = new Map();
       stageEnv.push(env);
-      continue;
+      stageTriggers.push([]);
+      // BuildKit runs the ONBUILD triggers of what a stage is built FROM first, in that stage.
+      const inherited =
+        parent !== undefined
+          ? { of: `stage ${stages[parent].name ?? parent}`, triggers: stageTriggers[parent] }
+          : { of: service ?? base, triggers: service ? (options.onbuild?.[service] ?? []) : [] };
+      for (const text of inherited.triggers) {
+        const [triggered] = DockerfileParser.parse(text).getInstructions();
+        if (triggered === undefined || triggered instanceof From) continue;
+        trigger = { line: lineOf(ins), of: inherited.of };
+        dispatch(triggered);
+        trigger = undefined;
+      }
+      return;
     }
     if (ins instanceof Arg) {
       for (const property of ins.getProperties()) {
@@ -416,19 +502,25 @@ export function parseDockerfile(
           args.set(name, value);
         }
       }
-      continue;
+      return;
     }
     if (stages.length === 0) {
       fail(lineOf(ins), `${keyword} before the first FROM`);
-      continue;
+      return;
     }
     const stage = stages[stages.length - 1];
+    const origin = trigger ? { onbuild: trigger.of } : {};
+    if (ins instanceof Onbuild) {
+      const text = ins.getRawArgumentsContent();
+      if (text !== null && trigger === undefined) stageTriggers[stage.index].push(text);
+      return;
+    }
     if (ins instanceof Env) {
       for (const property of ins.getProperties()) {
         const raw = property.getValue();
         env.set(property.getName(), raw === null ? "" : expand(ins, raw, stageLookup));
       }
-      continue;
+      return;
     }
     if (ins instanceof Copy || ins instanceof Add) {
       const flags = ins.getFlags();
@@ -436,7 +528,7 @@ export function parseDockerfile(
       const fromValue = fromFlag?.getValue();
       if (ins instanceof Copy && fromValue !== null && fromValue !== undefined) {
         from(ins, fromValue, "copy");
-        continue;
+        return;
       }
       let words: string[] | undefined;
       let quotes = true;
@@ -461,8 +553,14 @@ export function parseDockerfile(
       }
       if (words.length < 2) {
         fail(lineOf(ins), `${keyword} needs at least one source and a destination`);
-        continue;
+        return;
       }
+      const exclude = flags
+        .filter((f) => f.getName() === "exclude")
+        .flatMap((f) => {
+          const value = f.getValue();
+          return value === null ? [] : [expand(ins, value, stageLookup)];
+        });
       for (const word of words.slice(0, -1)) {
         if (quotes && HEREDOC.test(word)) continue;
         const source = expand(ins, word, stageLookup, quotes);
@@ -471,11 +569,13 @@ export function parseDockerfile(
           source,
           wildcard: isWildcard(source),
           instruction: keyword,
+          ...(exclude.length > 0 ? { exclude } : {}),
+          ...origin,
           stage: stage.index,
           line: lineOf(ins),
         });
       }
-      continue;
+      return;
     }
     if (ins instanceof Run) {
       for (const flag of ins.getFlags()) {
@@ -499,12 +599,15 @@ export function parseDockerfile(
           source,
           wildcard: false,
           instruction: keyword,
+          ...origin,
           stage: stage.index,
           line: lineOf(ins),
         });
       }
     }
-  }
+  };
+
+  for (const ins of dockerfile.getInstructions()) dispatch(ins);
 
   if (stages.length === 0) {
     if (problems.length === 0) fail(undefined, "no FROM instruction");
@@ -541,6 +644,7 @@ export function parseDockerfile(
     references: neededReferences,
     dependencies: [...new Set(neededReferences.map((r) => r.service))].sort(),
     sources: sources.filter((s) => needed.has(s.stage)),
+    onbuild: stageTriggers[targetIndex],
   };
 }
 
@@ -587,6 +691,66 @@ export interface ReadBuildOptions extends Omit<DockerfileOptions, "platform"> {
   readonly platforms?: readonly string[];
   /** How error messages name the Dockerfile. @default the dockerfile path as given */
   readonly label?: string;
+  /**
+   * The ONBUILD triggers of a service's image (e.g. {@link ServiceTriggers.of}), asked for each
+   * service a stage is built FROM; they add to {@link DockerfileOptions.onbuild}.
+   */
+  readonly triggers?: (service: string) => Promise<readonly string[]>;
+}
+
+/**
+ * The ONBUILD triggers of the project's services, each read from its own Dockerfile (its
+ * target stage's ONBUILD instructions, {@link DockerfileInfo.onbuild}) once the Dockerfile's
+ * place is known, which for a service from a source repository is after its checkout. So the
+ * builds of all services can be read at once: a build FROM a service waits for that service's
+ * {@link ServiceTriggers.locate} only.
+ */
+export class ServiceTriggers {
+  private readonly located = new Map<
+    string,
+    { promise: Promise<readonly string[]>; resolve: (t: Promise<readonly string[]>) => void }
+  >();
+
+  /** @param services the names of every service that may be located. */
+  constructor(services: Iterable<string>) {
+    for (const service of services) {
+      let resolve: (t: Promise<readonly string[]>) => void = () => undefined;
+      const promise = new Promise<readonly string[]>((r) => (resolve = r));
+      this.located.set(service, { promise, resolve });
+    }
+  }
+
+  /**
+   * Says where a service's Dockerfile is and reads its triggers. A Dockerfile that cannot be
+   * read or parsed gives no triggers here: that service's own read reports it.
+   * @param service the service name.
+   * @param dockerfile its Dockerfile path.
+   * @param options its build args and target.
+   */
+  locate(
+    service: string,
+    dockerfile: string,
+    options: Pick<DockerfileOptions, "buildArgs" | "target"> = {},
+  ): void {
+    const triggers = fs.promises
+      .readFile(dockerfile, "utf8")
+      .then(
+        (text) =>
+          parseDockerfile(text, dockerfile, {
+            buildArgs: options.buildArgs,
+            target: options.target,
+          }).onbuild,
+      )
+      .catch((): readonly string[] => []);
+    this.located.get(service)?.resolve(triggers);
+  }
+
+  /**
+   * The triggers of a service's image, once it is located; none for an unknown service.
+   * @param service the service name.
+   */
+  readonly of = (service: string): Promise<readonly string[]> =>
+    this.located.get(service)?.promise ?? Promise.resolve([]);
 }
 
 /** A build's Dockerfile, as read from disk, with what it reads from the context. */
@@ -601,10 +765,25 @@ export interface BuildRead {
   readonly info: DockerfileInfo;
   /** Names of the services depended on, over all platforms, sorted. */
   readonly dependencies: readonly string[];
+  /** Every service reference, over all platforms, unique, in file order of the first. */
+  readonly references: readonly ServiceReference[];
+  /** The ONBUILD triggers the built image carries ({@link DockerfileInfo.onbuild}). */
+  readonly onbuild: readonly string[];
   /** The `.dockerignore` applied. */
   readonly dockerignore: Dockerignore;
-  /** Context-relative posix paths of the files and symlinks COPY/ADD read, sorted. */
+  /**
+   * Context-relative posix paths of the files and symlinks COPY/ADD read, sorted. A symlink
+   * that a source names or a wildcard matches is listed with what it points to (BuildKit
+   * copies the target under the link's name); a symlink inside a copied directory is copied
+   * as a link.
+   */
   readonly files: readonly string[];
+  /**
+   * Context-relative posix paths of the directories copied with their mode (every directory
+   * inside a copied directory; not the copied directory itself, whose contents BuildKit
+   * copies into the destination), sorted.
+   */
+  readonly directories: readonly string[];
 }
 
 type EntryKind = "file" | "dir" | "symlink";
@@ -634,14 +813,14 @@ class ContextTree {
     return entries;
   }
 
-  /** Every file and symlink under a directory, context-relative. */
-  async walk(rel: string, out: string[]): Promise<void> {
+  /** Every file, symlink and directory under a directory, context-relative. */
+  async walk(rel: string, out: [string, EntryKind][]): Promise<void> {
     const entries = await this.list(rel);
     const subdirs: string[] = [];
     for (const [name, kind] of entries) {
       const child = rel === "" ? name : `${rel}/${name}`;
+      out.push([child, kind]);
       if (kind === "dir") subdirs.push(child);
-      else out.push(child);
     }
     await Promise.all(subdirs.map((d) => this.walk(d, out)));
   }
@@ -713,7 +892,9 @@ function contextPath(source: string): string {
  * @param options build args, target, platforms, service images, error label.
  * @returns the Dockerfile bytes and reading, the dependencies and the sorted file list.
  * @throws {ConfigError} for a bad Dockerfile (see {@link parseDockerfile}), a source that is
- *   not in the context or is excluded by `.dockerignore`, naming the Dockerfile and line.
+ *   not in the context or is excluded by `.dockerignore`, a wildcard below a directory that is
+ *   not in the context, naming the Dockerfile, the line (of the FROM for an ONBUILD trigger)
+ *   and the source (DESIGN.md invariant 6).
  */
 export async function readBuild(
   context: string,
@@ -730,48 +911,68 @@ export async function readBuild(
   const content = dockerfileBytes.toString("utf8");
   const platforms =
     options.platforms && options.platforms.length > 0 ? options.platforms : ["linux/amd64"];
-  const infos = [...new Set(platforms)].map((platform) =>
-    parseDockerfile(content, label, { ...options, platform }),
-  );
+  const parse = (onbuild: DockerfileOptions["onbuild"]) =>
+    [...new Set(platforms)].map((platform) =>
+      parseDockerfile(content, label, { ...options, onbuild, platform }),
+    );
+  let infos = parse(options.onbuild);
+  if (options.triggers !== undefined) {
+    // A stage FROM a service runs that image's ONBUILD triggers in this build's context.
+    const onbuild: Record<string, readonly string[]> = { ...options.onbuild };
+    const bases = new Set(infos.flatMap((i) => i.stages.flatMap((s) => s.service ?? [])));
+    for (const service of [...bases].sort()) {
+      const triggers = await options.triggers(service);
+      if (triggers.length > 0) onbuild[service] = triggers;
+    }
+    if (Object.keys(onbuild).length > 0) infos = parse(onbuild);
+  }
   const dockerignore = await readDockerignore(context, dockerfile);
   const ig = ignore().add([...dockerignore.patterns]);
   const tree = new ContextTree(context);
   const problems: ConfigProblem[] = [];
   const files = new Set<string>();
+  const directories = new Set<string>();
   const seen = new Set<string>();
+  const problem = (source: ContextSource, message: string) =>
+    problems.push({
+      file: label,
+      line: source.line,
+      message: `${source.onbuild ? `ONBUILD ${source.instruction} of ${source.onbuild}` : source.instruction} source ${JSON.stringify(source.source)} ${message}`,
+    });
 
-  const addTree = async (rel: string) => {
-    const under: string[] = [];
+  /** A copied directory: what is under it, after .dockerignore and `--exclude`. */
+  const addTree = async (rel: string, exclude: Ignore | undefined) => {
+    const under: [string, EntryKind][] = [];
     await tree.walk(rel, under);
-    for (const f of under) if (!ig.ignores(f)) files.add(f);
+    for (const [entry, kind] of under) {
+      if (ig.ignores(entry)) continue;
+      if (exclude?.ignores(rel === "" ? entry : entry.slice(rel.length + 1))) continue;
+      (kind === "dir" ? directories : files).add(entry);
+    }
   };
-  const addPath = async (rel: string, source: ContextSource, depth = 0): Promise<void> => {
+  /** A path a source names or a wildcard matches. */
+  const addPath = async (
+    rel: string,
+    source: ContextSource,
+    exclude: Ignore | undefined,
+    depth = 0,
+  ): Promise<void> => {
     let stat: fs.Stats;
     try {
       stat = await fs.promises.lstat(path.join(context, rel));
     } catch (err) {
-      if (
-        (err as NodeJS.ErrnoException).code !== "ENOENT" &&
-        (err as NodeJS.ErrnoException).code !== "ENOTDIR"
-      )
-        throw err;
-      problems.push({
-        file: label,
-        line: source.line,
-        message: `${source.instruction} source ${JSON.stringify(source.source)} is not in the build context`,
-      });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
+      problem(source, "is not in the build context");
       return;
     }
     if (stat.isDirectory()) {
-      await addTree(rel);
+      await addTree(rel, exclude);
       return;
     }
     if (rel !== "" && ig.ignores(rel)) {
-      problems.push({
-        file: label,
-        line: source.line,
-        message: `${source.instruction} source ${JSON.stringify(source.source)} is excluded by ${dockerignore.file ? path.basename(dockerignore.file) : ".dockerignore"}`,
-      });
+      const name = dockerignore.file ? path.basename(dockerignore.file) : ".dockerignore";
+      problem(source, `is excluded by ${name}`);
       return;
     }
     files.add(rel);
@@ -781,49 +982,77 @@ export async function readBuild(
       try {
         real = await fs.promises.realpath(path.join(context, rel));
       } catch {
-        return; // dangling: only the link itself
+        // BuildKit follows it to compute the copy's cache key, and finds nothing.
+        problem(source, `is a symlink to nothing (${rel})`);
+        return;
       }
       const root = await fs.promises.realpath(context);
       const inside = path.relative(root, real);
       if (inside.startsWith("..") || path.isAbsolute(inside)) return;
-      await addPath(inside.split(path.sep).join("/"), source, depth + 1);
+      await addPath(inside.split(path.sep).join("/"), source, exclude, depth + 1);
+    }
+  };
+  /** A wildcard source: each match, as BuildKit resolves it below the part without wildcards. */
+  const addMatches = async (rel: string, source: ContextSource, exclude: Ignore | undefined) => {
+    const segments = rel.split("/");
+    const firstWild = segments.findIndex(isWildcard);
+    const base = segments
+      .slice(0, firstWild)
+      .map((s) => s.replace(/\\(.)/g, "$1"))
+      .join("/");
+    if (base !== "" && !(await exists(path.join(context, base)))) {
+      // BuildKit walks what comes before the first wildcard: a missing one fails the COPY,
+      // while a wildcard that matches nothing below it copies nothing.
+      problem(source, `is not in the build context (no ${JSON.stringify(base)})`);
+      return;
+    }
+    const matched: [string, EntryKind][] = [];
+    await tree.match(base, segments.slice(firstWild).map(segmentRegExp), matched);
+    for (const [m, kind] of matched.sort()) {
+      if (kind === "dir") await addTree(m, exclude);
+      else if (!ig.ignores(m)) await addPath(m, source, exclude);
     }
   };
 
   for (const info of infos) {
     for (const source of info.sources) {
       const rel = contextPath(source.source);
-      const key = `${source.wildcard}:${rel}`;
+      const key = JSON.stringify([source.wildcard, rel, source.exclude ?? []]);
       if (seen.has(key)) continue;
       seen.add(key);
-      if (!source.wildcard) {
-        await addPath(rel, source);
-        continue;
-      }
-      const segments = rel.split("/");
-      const firstWild = segments.findIndex(isWildcard);
-      const base = segments
-        .slice(0, firstWild)
-        .map((s) => s.replace(/\\(.)/g, "$1"))
-        .join("/");
-      const matched: [string, EntryKind][] = [];
-      await tree.match(base, segments.slice(firstWild).map(segmentRegExp), matched);
-      for (const [m, kind] of matched.sort()) {
-        if (kind === "dir") await addTree(m);
-        else if (!ig.ignores(m)) files.add(m);
-      }
+      const exclude = source.exclude ? ignore().add([...source.exclude]) : undefined;
+      if (source.wildcard) await addMatches(rel, source, exclude);
+      else await addPath(rel, source, exclude);
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  const references = new Map<string, ServiceReference>();
+  for (const ref of infos.flatMap((i) => i.references)) {
+    const key = JSON.stringify([ref.service, ref.ref, ref.via, ref.arg ?? null]);
+    if (!references.has(key)) references.set(key, ref);
+  }
   return {
     context,
     dockerfile,
     dockerfileBytes,
     info: infos[0],
     dependencies: [...new Set(infos.flatMap((i) => i.dependencies))].sort(),
+    references: [...references.values()],
+    onbuild: infos[0].onbuild,
     dockerignore,
     files: [...files].sort(),
+    directories: [...directories].sort(),
   };
+}
+
+/** Whether a path exists, following symlinks as BuildKit resolves a wildcard's base. */
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.promises.stat(file);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

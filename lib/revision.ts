@@ -8,8 +8,11 @@
  *
  * 1. the *content digest* (`sha256:<hex>`): sha256 over the versioned, sorted-key serialization
  *    of the Dockerfile (git blob id of its bytes), each file COPY/ADD read (context-relative posix
- *    path, `regular` | `executable` | `symlink`, git blob id of the content, or of the link
- *    target), the build args, the target and the platforms (sorted). See {@link contentDigest}.
+ *    path, type and permission bits as {@link FileMode}, git blob id of the content, or of the
+ *    link target), the directories they copy that the files do not imply (empty ones, and
+ *    those whose mode is not 0755), the build args, the target and the platforms (sorted). See
+ *    {@link contentDigest}. A context of 0644/0755 files without such directories hashes as
+ *    it did before modes and directories counted, so the format stays v1.
  * 2. the *revision*: sha256 over the versioned serialization of the content digest and the
  *    digests of the dependency images by service name. See {@link revisionOf}.
  *
@@ -30,24 +33,32 @@ import { readBuild, type BuildRead, type ReadBuildOptions } from "./dockerfile";
 /** Version of the serialization; part of every hash and of the revision's prefix. */
 export const REVISION_FORMAT = 1;
 
-/** How a file enters an image: git's three file modes. */
-export type FileMode = "regular" | "executable" | "symlink";
+/**
+ * How an entry enters an image, with the permission bits BuildKit keeps: `regular` for a file
+ * with permissions 0644, `executable` for 0755 (git's 100644 and 100755), `symlink` for a link,
+ * `directory` for a directory with 0755; any other permissions as octal type and permission
+ * bits, as git writes modes: `100600`, `100664`, `104755` for files, `40700` for directories.
+ */
+export type FileMode = "regular" | "executable" | "symlink" | "directory" | `${number}`;
 
-/** One context file as the revision sees it. */
+/** One context entry as the revision sees it. */
 export interface RevisionFile {
   /** Context-relative posix path. */
   readonly path: string;
-  /** `executable` when the owner may execute it (git's 100755), `symlink` for a link. */
+  /** Its type and permission bits, see {@link FileMode}. */
   readonly mode: FileMode;
-  /** Git blob id (40 hex) of the content, or of the link target for a symlink. */
-  readonly blob: string;
+  /**
+   * Git blob id (40 hex) of the content, or of the link target for a symlink; absent for a
+   * directory.
+   */
+  readonly blob?: string;
 }
 
 /** Everything a revision covers except the dependency digests. */
 export interface RevisionInput {
   /** Git blob id of the Dockerfile bytes. */
   readonly dockerfile: string;
-  /** The files COPY/ADD read, sorted by path. */
+  /** The files COPY/ADD read and the directories they copy that count, sorted by path. */
   readonly files: readonly RevisionFile[];
   /** Build args, sorted by name. */
   readonly buildArgs: Readonly<Record<string, string>>;
@@ -61,7 +72,7 @@ export interface RevisionInput {
 
 /** How the content of the files was found, for reports and tests. */
 export interface RevisionStats {
-  /** Files in the revision. */
+  /** Entries in the revision: files, symlinks and the directories that count. */
   readonly files: number;
   /** Files whose blob id came from the git index (fast path). */
   readonly fromGit: number;
@@ -98,6 +109,45 @@ const GIT_MODES: Readonly<Record<string, FileMode>> = {
 };
 
 /**
+ * The {@link FileMode} of an entry: its type and the permission bits (0o7777) that BuildKit
+ * copies into the image.
+ * @param stat what `lstat` gave.
+ */
+export function fileMode(
+  stat: Pick<fs.Stats, "mode" | "isDirectory" | "isSymbolicLink">,
+): FileMode {
+  if (stat.isSymbolicLink()) return "symlink";
+  const permissions = stat.mode & 0o7777;
+  if (stat.isDirectory()) {
+    return permissions === 0o755
+      ? "directory"
+      : (`${(0o40000 | permissions).toString(8)}` as FileMode);
+  }
+  if (permissions === 0o644) return "regular";
+  if (permissions === 0o755) return "executable";
+  return `${(0o100000 | permissions).toString(8)}` as FileMode;
+}
+
+/**
+ * The directories a revision lists: those whose presence or mode the files do not imply,
+ * that is, empty ones (nothing listed below them) and those whose mode is not `directory`.
+ * A directory with 0755 that holds a listed entry is implied by that entry's path, so a
+ * context without empty or unusual directories hashes as it did before directories counted.
+ */
+function listedDirectories(
+  directories: readonly RevisionFile[],
+  files: readonly RevisionFile[],
+): RevisionFile[] {
+  const parents = new Set<string>();
+  for (const entry of [...directories, ...files]) {
+    for (let at = entry.path.lastIndexOf("/"); at > 0; at = entry.path.lastIndexOf("/", at - 1)) {
+      parents.add(entry.path.slice(0, at));
+    }
+  }
+  return directories.filter((d) => d.mode !== "directory" || !parents.has(d.path));
+}
+
+/**
  * Git's blob id of a file on disk, reading large files as a stream.
  * @param file the path.
  * @param size the size `lstat` gave, checked against the bytes read.
@@ -123,7 +173,7 @@ export async function hashFile(file: string, size: number): Promise<string> {
 /**
  * The content digest: sha256 over `gitops-rings revision v1\n` and the canonical JSON of
  * `{buildArgs, dockerfile, files: [{blob, mode, path}], platforms, target}` (target `null`
- * when not given), files sorted by path, platforms sorted.
+ * when not given, `blob` left out for a directory), files sorted by path, platforms sorted.
  * @param parts the revision input without its content digest.
  * @returns `sha256:<64 hex>`.
  */
@@ -272,10 +322,12 @@ export async function gitKnownBlobs(
 }
 
 /**
- * Hashes what a build reads into a {@link RevisionInput}. Modes come from `lstat` (executable
- * when the owner may execute, as git records it); contents from the git index when the fast
- * path applies (see {@link gitKnownBlobs}), else from the bytes, streamed, `concurrency` files
- * at a time.
+ * Hashes what a build reads into a {@link RevisionInput}. Modes come from `lstat` (type and
+ * permission bits, see {@link fileMode}); contents from the git index when the fast path
+ * applies (see {@link gitKnownBlobs}) and the worktree's mode is the one git records (git
+ * knows only 100644, 100755 and 120000; any other permissions, and so a mode git cannot tell
+ * apart, make the file be read), else from the bytes, streamed, `concurrency` files at a time.
+ * Directories enter as {@link listedDirectories} says.
  * @param build the build as {@link readBuild} read it.
  * @param args the build args, target and platforms of the service.
  * @param options whether to use git, and the read concurrency.
@@ -283,7 +335,8 @@ export async function gitKnownBlobs(
  * @throws {Error} when a file disappears or changes while it is read.
  */
 export async function readRevisionInput(
-  build: Pick<BuildRead, "context" | "dockerfileBytes" | "files">,
+  build: Pick<BuildRead, "context" | "dockerfileBytes" | "files"> &
+    Partial<Pick<BuildRead, "directories">>,
   args: {
     readonly buildArgs?: Readonly<Record<string, string>>;
     readonly target?: string;
@@ -298,48 +351,56 @@ export async function readRevisionInput(
   let fromGit = 0;
   let hashed = 0;
   let bytesHashed = 0;
-  const files = await mapLimit(build.files, options.concurrency ?? 16, async (rel) => {
+  const concurrency = options.concurrency ?? 16;
+  const absolute = (rel: string) => path.join(build.context, ...rel.split("/"));
+  const files = await mapLimit(build.files, concurrency, async (rel): Promise<RevisionFile> => {
     const entry = known.entries.get(rel);
-    if (entry !== undefined && known.fileMode) {
-      // Clean in git status, which compares the executable bit and the file type too.
-      fromGit++;
-      return { path: rel, mode: GIT_MODES[entry.mode], blob: entry.blob };
-    }
-    const abs = path.join(build.context, ...rel.split("/"));
+    const abs = absolute(rel);
     const stat = await fs.promises.lstat(abs);
+    const mode = fileMode(stat);
+    // Clean in git status: content and type, and the executable bit when core.fileMode is on
+    // (when off, git's bit may be stale, and the worktree's mode is the one that counts).
+    const gitMode = entry !== undefined ? GIT_MODES[entry.mode] : undefined;
+    const plain = (m: FileMode | undefined) => m === "regular" || m === "executable";
+    if (gitMode === mode || (!known.fileMode && plain(gitMode) && plain(mode))) {
+      fromGit++;
+      return { path: rel, mode, blob: (entry as GitEntry).blob };
+    }
     if (stat.isSymbolicLink()) {
-      if (entry?.mode === "120000") {
-        fromGit++;
-        return { path: rel, mode: "symlink" as const, blob: entry.blob };
-      }
       const target = await fs.promises.readlink(abs, { encoding: "buffer" });
       hashed++;
       bytesHashed += target.length;
-      return { path: rel, mode: "symlink" as const, blob: gitBlobId(target) };
-    }
-    const mode: FileMode = (stat.mode & 0o100) !== 0 ? "executable" : "regular";
-    if (entry !== undefined && (entry.mode === "100644" || entry.mode === "100755")) {
-      fromGit++;
-      return { path: rel, mode, blob: entry.blob };
+      return { path: rel, mode, blob: gitBlobId(target) };
     }
     hashed++;
     bytesHashed += stat.size;
     return { path: rel, mode, blob: await hashFile(abs, stat.size) };
   });
+  const directories = await mapLimit(
+    build.directories ?? [],
+    concurrency,
+    async (rel): Promise<RevisionFile> => ({
+      path: rel,
+      mode: fileMode(await fs.promises.lstat(absolute(rel))),
+    }),
+  );
+  const entries = [...files, ...listedDirectories(directories, files)].sort((a, b) =>
+    a.path < b.path ? -1 : a.path > b.path ? 1 : 0,
+  );
   const buildArgs: Record<string, string> = {};
   for (const key of Object.keys(args.buildArgs ?? {}).sort()) {
     buildArgs[key] = (args.buildArgs ?? {})[key];
   }
   const parts = {
     dockerfile: gitBlobId(build.dockerfileBytes),
-    files,
+    files: entries,
     buildArgs,
     ...(args.target !== undefined ? { target: args.target } : {}),
     platforms: [...new Set(args.platforms ?? ["linux/amd64"])].sort(),
   };
   return {
     input: { ...parts, content: contentDigest(parts) },
-    stats: { files: files.length, fromGit, hashed, bytesHashed },
+    stats: { files: entries.length, fromGit, hashed, bytesHashed },
   };
 }
 

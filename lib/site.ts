@@ -23,7 +23,12 @@ import {
 } from "./config";
 import { assembleContext } from "./context";
 import { computeRevisionInput } from "./revision";
-import { serviceImagesOf, type DockerfileInfo } from "./dockerfile";
+import {
+  ServiceTriggers,
+  referencePins,
+  serviceImagesOf,
+  type DockerfileInfo,
+} from "./dockerfile";
 import { checkout, resolveBranch } from "./git";
 import type { ImageLabelInput } from "./labels";
 import { formatPlan, planRelease, type PlanReason, type PlanServiceInput } from "./plan";
@@ -75,9 +80,10 @@ export interface ServiceStep {
   /** Build args whose value is a dependency image (`FROM ${BASE}`), mapped to that dependency's service name. */
   readonly dependencyArgs: Readonly<Record<string, string>>;
   /**
-   * Image names the Dockerfile uses for a dependency as written (`FROM base`), mapped to that
-   * dependency's service name; the build passes each as a named context
-   * (`docker-image://<repo>@<digest>`), which BuildKit substitutes for the name.
+   * Image names the Dockerfile uses for a dependency as written (`FROM base`, `COPY
+   * --from=base`, `RUN --mount=from=base`), mapped to that dependency's service name; the build
+   * passes each as a named context (`docker-image://<repo>@<digest>`), which BuildKit
+   * substitutes for the name in every instruction (lib/dockerfile.ts referencePins).
    */
   readonly namedContexts: Readonly<Record<string, string>>;
   /**
@@ -356,6 +362,7 @@ async function planBuild(
 ): Promise<SitePlan> {
   const previous = options.previous ?? {};
   const images = serviceImagesOf(repo, site.registry);
+  const triggers = new ServiceTriggers(Object.keys(repo.services));
   const reads = Object.fromEntries(
     await Promise.all(
       Object.values(repo.services).map(async (service) => {
@@ -376,7 +383,9 @@ async function planBuild(
             file: REPOSITORY_FILE,
           }),
         };
+        triggers.locate(service.name, paths.dockerfile, service);
         const read = await computeRevisionInput(paths.context, paths.dockerfile, {
+          triggers: triggers.of,
           buildArgs: service.buildArgs,
           target: service.target,
           platforms: service.platforms,
@@ -461,7 +470,7 @@ async function planBuild(
     const sources = existing?.sources ?? r.sources;
     const dependencies =
       existing?.dependencies ?? Object.fromEntries(p.dependencies.map((d) => [d, versions[d]]));
-    const refs = r.build.info.references.filter((ref) => ref.via === "from");
+    const pins = referencePins(r.build.references);
     const action: ImageAction =
       p.action === "build" ? "build" : kept(p.service, p.nextVersion, p.digest) ? "keep" : "reuse";
     return {
@@ -484,12 +493,8 @@ async function planBuild(
         extra: r.service.labels,
       },
       dependencies,
-      dependencyArgs: Object.fromEntries(
-        refs.filter((ref) => ref.arg).map((ref) => [ref.arg as string, ref.service]),
-      ),
-      namedContexts: Object.fromEntries(
-        refs.filter((ref) => !ref.arg).map((ref) => [ref.ref, ref.service]),
-      ),
+      dependencyArgs: pins.dependencyArgs,
+      namedContexts: pins.namedContexts,
       ...baseServiceOf(r.build.info),
       build: {
         context: r.paths.context,

@@ -3,6 +3,16 @@
  * pushing into a private registry started for this suite (helpers/registry.ts) on a random
  * 127.0.0.1 port: buildctl's `registry.insecure=true` output option makes BuildKit push there
  * over plain HTTP, and BuildKit pulls named contexts from loopback over HTTP on its own.
+ *
+ * And the rules of lib/dockerfile.ts and lib/revision.ts held against the real builder, with
+ * what BuildKit put in a layer read back from the registry:
+ * - every reference to a service (FROM, `COPY --from`, `RUN --mount=from`) builds against that
+ *   service's digest through referencePins (DESIGN.md invariant 7); this machine has no
+ *   internet, so a reference left to BuildKit's default (`docker.io/library/<name>`) fails;
+ * - symlinks, directories and permission bits land in the image as the revision counts them
+ *   (invariant 3);
+ * - a wildcard that matches nothing passes in BuildKit and in the plan, and one below a missing
+ *   directory fails in both (invariant 6).
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -10,38 +20,76 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { gunzipSync } from "node:zlib";
-import { buildWithBuildkit, tagVersion, type BuildkitResult } from "../../lib/buildkit";
+import { buildWithBuildkit, type BuildkitResult } from "../../lib/buildkit";
+import { ConfigError } from "../../lib/config";
+import {
+  ServiceTriggers,
+  readBuild,
+  referencePins,
+  type ServiceImages,
+} from "../../lib/dockerfile";
 import {
   RegistryClient,
   TagImmutableError,
   sha256Digest,
   type ImageManifest,
 } from "../../lib/registry";
+import { computeRevisionInput } from "../../lib/revision";
 import { useRegistry } from "./helpers/registry";
 
 const BASE_CONTEXT = path.resolve(__dirname, "../../app/services/base");
 
-/** Names and contents of the regular files in an uncompressed tar. */
-function tarFiles(tar: Buffer): Record<string, string> {
-  const files: Record<string, string> = {};
+/** One tar entry: type flag (`0` file, `2` symlink, `5` directory), permission bits, content. */
+interface TarEntry {
+  readonly type: string;
+  readonly mode: number;
+  readonly content?: string;
+  readonly link?: string;
+}
+
+/** The entries of an uncompressed tar by name (no trailing slash), PAX paths applied. */
+function tarEntries(tar: Buffer): Record<string, TarEntry> {
+  const entries: Record<string, TarEntry> = {};
+  let paxPath: string | undefined;
   for (let at = 0; at + 512 <= tar.length;) {
     const header = tar.subarray(at, at + 512);
     if (header.every((b) => b === 0)) break;
     const field = (from: number, length: number) =>
-      header.toString("latin1", from, from + length).replace(/\0.*$/s, "");
-    const name = (field(345, 155) ? `${field(345, 155)}/` : "") + field(0, 100);
+      header.toString("utf8", from, from + length).replace(/\0.*$/s, "");
     const size = parseInt(field(124, 12).trim() || "0", 8);
-    const type = field(156, 1);
-    if (type === "0" || type === "") {
-      files[name] = tar.toString("utf8", at + 512, at + 512 + size);
-    }
+    const type = field(156, 1) || "0";
+    const body = tar.subarray(at + 512, at + 512 + size);
     at += 512 + Math.ceil(size / 512) * 512;
+    if (type === "x") {
+      paxPath = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(body.toString("utf8"))?.[1];
+      continue;
+    }
+    if (type === "g") continue;
+    const name = (
+      paxPath ?? (field(345, 155) ? `${field(345, 155)}/` : "") + field(0, 100)
+    ).replace(/\/$/, "");
+    paxPath = undefined;
+    entries[name] = {
+      type,
+      mode: parseInt(field(100, 8).trim(), 8) & 0o7777,
+      ...(type === "0" ? { content: body.toString("utf8") } : {}),
+      ...(type === "2" ? { link: field(157, 100) } : {}),
+    };
+  }
+  return entries;
+}
+
+/** Names and contents of the regular files in an uncompressed tar. */
+function tarFiles(tar: Buffer): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const [name, entry] of Object.entries(tarEntries(tar))) {
+    if (entry.content !== undefined) files[name] = entry.content;
   }
   return files;
 }
 
 describe("buildWithBuildkit against BuildKit and a registry", function () {
-  this.timeout(120_000);
+  this.timeout(180_000);
   const registry = useRegistry();
   const addr = process.env.BUILDKIT_HOST ?? "";
   let client: RegistryClient;
@@ -162,7 +210,7 @@ describe("buildWithBuildkit against BuildKit and a registry", function () {
       });
     });
 
-    describe("AND tagVersion", () => {
+    describe("AND the registry client puts the version tag", () => {
       let other: BuildkitResult;
 
       before(async () => {
@@ -180,19 +228,19 @@ describe("buildWithBuildkit against BuildKit and a registry", function () {
       });
 
       it("WHEN the tag is new THEN it points at the digest", async () => {
-        await tagVersion(repo, "0.1.0", built.digest);
+        await client.putTag(repo, "0.1.0", built.digest);
         assert.equal(await client.resolveDigest(`${repo}:0.1.0`), built.digest);
         assert.deepEqual(await client.listTags(repo), ["0.1.0"]);
       });
 
       it("WHEN the tag already points at the same digest THEN it is a no-op", async () => {
-        await tagVersion(repo, "0.1.0", built.digest);
+        await client.putTag(repo, "0.1.0", built.digest);
         assert.equal(await client.resolveDigest(`${repo}:0.1.0`), built.digest);
         assert.deepEqual(await client.listTags(repo), ["0.1.0"]);
       });
 
       it("WHEN the tag points at another digest THEN it throws TagImmutableError and the tag stays", async () => {
-        await assert.rejects(tagVersion(repo, "0.1.0", other.digest), (err: unknown) => {
+        await assert.rejects(client.putTag(repo, "0.1.0", other.digest), (err: unknown) => {
           assert.ok(err instanceof TagImmutableError);
           assert.equal(err.existingDigest, built.digest);
           assert.equal(err.newDigest, other.digest);
@@ -276,6 +324,257 @@ describe("buildWithBuildkit against BuildKit and a registry", function () {
         await client.getBlob(`${registry().host}/it/running`, layers.at(-1)!.digest),
       );
       assert.equal(tarFiles(top)["tmp/ran"], "ran\n");
+    });
+  });
+
+  /** A project of its own, so the references below can only be to images this suite pushed. */
+  const project = `it-${randomBytes(4).toString("hex")}`;
+
+  /** Builds `<dir>/Dockerfile` into `<registry>/<project>/<image>`. */
+  function build(dir: string, image: string, namedContexts?: Record<string, string>) {
+    return buildWithBuildkit({
+      addr,
+      context: dir,
+      dockerfile: path.join(dir, "Dockerfile"),
+      ...(namedContexts ? { namedContexts } : {}),
+      repository: `${registry().host}/${project}/${image}`,
+    });
+  }
+
+  /** Every entry of the image's layers, later layers over earlier ones. */
+  async function imageEntries(built: BuildkitResult): Promise<Record<string, TarEntry>> {
+    const repository = built.ref.split("@")[0];
+    const manifest = (await client.getManifest(built.ref)).manifest as ImageManifest;
+    const entries: Record<string, TarEntry> = {};
+    for (const layer of manifest.layers) {
+      Object.assign(
+        entries,
+        tarEntries(gunzipSync(await client.getBlob(repository, layer.digest))),
+      );
+    }
+    return entries;
+  }
+
+  describe("GIVEN a base service and a shell service pushed under a unique project", () => {
+    const marker = `from the base of ${project}\n`;
+    const built: Record<string, BuildkitResult> = {};
+    let child: string;
+    let services: ServiceImages;
+
+    before(async () => {
+      const shell = path.join(tmp, "shell");
+      fs.mkdirSync(path.join(shell, "bin"), { recursive: true });
+      fs.copyFileSync("/bin/busybox", path.join(shell, "bin/busybox"));
+      fs.chmodSync(path.join(shell, "bin/busybox"), 0o755);
+      fs.writeFileSync(
+        path.join(shell, "Dockerfile"),
+        'FROM scratch\nCOPY bin/ /bin/\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n',
+      );
+      const base = dirWith("base", {
+        Dockerfile: "FROM scratch\nCOPY base.txt /base.txt\n",
+        "base.txt": marker,
+      });
+      built.shell = await build(shell, "shell");
+      built.base = await build(base, "base");
+      child = dirWith("child", {
+        Dockerfile:
+          "FROM shell\nCOPY --from=base /base.txt /copied.txt\n" +
+          "RUN --mount=from=base,target=/b cp /b/base.txt /mounted.txt\n",
+      });
+      services = {
+        registries: [registry().host],
+        project,
+        images: { base: "base", shell: "shell" },
+      };
+    });
+
+    /** The named contexts of the child as referencePins maps them, filtered by `keep`. */
+    async function namedContexts(keep: (via: string) => boolean): Promise<Record<string, string>> {
+      const read = await readBuild(child, path.join(child, "Dockerfile"), { services });
+      assert.deepEqual(read.dependencies, ["base", "shell"]);
+      const pins = referencePins(read.references.filter((r) => keep(r.via)));
+      assert.deepEqual(pins.dependencyArgs, {});
+      return Object.fromEntries(
+        Object.entries(pins.namedContexts).map(([ref, service]) => [
+          ref,
+          `docker-image://${built[service].ref}`,
+        ]),
+      );
+    }
+
+    it("WHEN built with referencePins THEN COPY --from and RUN --mount=from read the base pushed by digest", async () => {
+      const contexts = await namedContexts(() => true);
+      assert.deepEqual(Object.keys(contexts).sort(), ["base", "shell"]);
+      const entries = await imageEntries(await build(child, "child", contexts));
+      assert.equal(entries["copied.txt"]?.content, marker);
+      assert.equal(entries["mounted.txt"]?.content, marker);
+    });
+
+    it("WHEN only FROM is pinned (the mapping before the fix) THEN BuildKit looks for docker.io/library/base and fails", async () => {
+      const contexts = await namedContexts((via) => via === "from");
+      assert.deepEqual(Object.keys(contexts), ["shell"]);
+      await assert.rejects(build(child, "child-unpinned", contexts), /docker\.io\/library\/base/);
+    });
+
+    it("WHEN a service's Dockerfile has ONBUILD COPY THEN BuildKit copies from the child's context what the plan reads", async () => {
+      const onbuild = dirWith("onbuild", {
+        Dockerfile: "FROM scratch\nCOPY base.txt /\nONBUILD COPY app/ /srv/\n",
+        "base.txt": "base\n",
+      });
+      const user = dirWith("onbuild-user", {
+        Dockerfile: "FROM onbuild\nCOPY own.txt /\n",
+        "own.txt": "own\n",
+        "app/main.js": "from the child's context\n",
+        "unread.txt": "no COPY reads it\n",
+      });
+      const withOnbuild = { ...services, images: { ...services.images, onbuild: "onbuild" } };
+      const triggers = new ServiceTriggers(Object.keys(withOnbuild.images));
+      triggers.locate("onbuild", path.join(onbuild, "Dockerfile"));
+      const read = await readBuild(user, path.join(user, "Dockerfile"), {
+        services: withOnbuild,
+        triggers: triggers.of,
+      });
+      assert.deepEqual(read.files, ["app/main.js", "own.txt"]);
+      const base = await build(onbuild, "onbuild");
+      const entries = await imageEntries(
+        await build(user, "onbuild-user", { onbuild: `docker-image://${base.ref}` }),
+      );
+      assert.equal(entries["srv/main.js"]?.content, "from the child's context\n");
+      assert.equal(entries["own.txt"]?.content, "own\n");
+      assert.equal(entries["unread.txt"], undefined);
+    });
+  });
+
+  describe("GIVEN a context with symlinks, an empty directory and unusual permission bits", () => {
+    let dir: string;
+    let entries: Record<string, TarEntry>;
+
+    before(async () => {
+      dir = dirWith("modes", {
+        Dockerfile:
+          "FROM scratch\nCOPY conf/*.conf /etc/\nCOPY src/ /app/\n" +
+          "COPY --exclude=*.md docs/ notes.md /docs/\nCOPY --exclude=*/*.png pics* /pics/\n",
+        "docs/guide.md": "excluded\n",
+        "docs/api/ref.md": "kept: *.md is matched below docs/ only\n",
+        "docs/index.txt": "kept\n",
+        "notes.md": "kept: named directly\n",
+        "pics/a.png": "kept\n",
+        "pics/sub/b.png": "excluded\n",
+        "conf/real.conf": "real\n",
+        "shared/app.conf": "pointed at\n",
+        "src/plain.txt": "plain\n",
+        "src/private.txt": "private\n",
+        "src/group.txt": "group\n",
+        "src/run.sh": "#!/bin/sh\n",
+        "src/locked/key": "key\n",
+        "src/links/target.txt": "target\n",
+      });
+      fs.symlinkSync("../shared/app.conf", path.join(dir, "conf/link.conf"));
+      fs.symlinkSync("target.txt", path.join(dir, "src/links/inner"));
+      fs.mkdirSync(path.join(dir, "src/empty"));
+      fs.chmodSync(path.join(dir, "src/private.txt"), 0o600);
+      fs.chmodSync(path.join(dir, "src/group.txt"), 0o664);
+      fs.chmodSync(path.join(dir, "src/run.sh"), 0o755);
+      fs.chmodSync(path.join(dir, "src/locked"), 0o700);
+      entries = await imageEntries(await build(dir, "modes"));
+    });
+
+    it("WHEN a wildcard matches a symlink THEN BuildKit copies what it points to, and the plan reads that too", async () => {
+      assert.deepEqual(entries["etc/link.conf"], {
+        type: "0",
+        mode: 0o644,
+        content: "pointed at\n",
+      });
+      const read = await readBuild(dir, path.join(dir, "Dockerfile"));
+      assert.ok(read.files.includes("conf/link.conf"), read.files.join(" "));
+      assert.ok(read.files.includes("shared/app.conf"), read.files.join(" "));
+    });
+
+    it("WHEN COPY --exclude THEN BuildKit leaves out what the plan leaves out", async () => {
+      const copied = Object.keys(entries)
+        .filter((e) => /^(docs|pics)\//.test(e) && entries[e].type === "0")
+        .sort();
+      assert.deepEqual(copied, [
+        "docs/api/ref.md",
+        "docs/index.txt",
+        "docs/notes.md",
+        "pics/a.png",
+      ]);
+      const read = await readBuild(dir, path.join(dir, "Dockerfile"));
+      assert.deepEqual(
+        read.files.filter((f) => /^(docs|pics|notes)/.test(f)),
+        ["docs/api/ref.md", "docs/index.txt", "notes.md", "pics/a.png"],
+      );
+    });
+
+    it("WHEN a copied directory holds a symlink THEN BuildKit copies the link itself, as the plan hashes it", async () => {
+      assert.deepEqual(entries["app/links/inner"], { type: "2", mode: 0o777, link: "target.txt" });
+      const { input } = await computeRevisionInput(dir, path.join(dir, "Dockerfile"), {
+        git: false,
+      });
+      assert.equal(input.files.find((f) => f.path === "src/links/inner")?.mode, "symlink");
+    });
+
+    it("WHEN copied THEN the image has the empty directory and every permission bit, as the revision counts them", async () => {
+      assert.equal(entries["app/empty"]?.type, "5");
+      const { input } = await computeRevisionInput(dir, path.join(dir, "Dockerfile"), {
+        git: false,
+      });
+      const modes = Object.fromEntries(input.files.map((f) => [f.path, f.mode]));
+      const expected: [string, number, string][] = [
+        ["private.txt", 0o600, "100600"],
+        ["group.txt", 0o664, "100664"],
+        ["plain.txt", 0o644, "regular"],
+        ["run.sh", 0o755, "executable"],
+        ["locked", 0o700, "40700"],
+        ["empty", 0o755, "directory"],
+      ];
+      for (const [file, mode, revisionMode] of expected) {
+        assert.equal(entries[`app/${file}`]?.mode, mode, `app/${file} in the image`);
+        assert.equal(modes[`src/${file}`], revisionMode, `src/${file} in the revision`);
+      }
+    });
+  });
+
+  describe("GIVEN COPY sources that match nothing", () => {
+    // [what, COPY line, the plan's error after `Dockerfile:3: COPY source `, or "" when it builds]
+    const cases: [string, string, string][] = [
+      ["a wildcard matching nothing in the context", "COPY nothing*.txt /", ""],
+      ["a wildcard matching nothing below a directory", "COPY src/*.none /", ""],
+      [
+        "a wildcard below a missing directory",
+        "COPY missing/*.txt /",
+        '"missing/*.txt" is not in the build context (no "missing")',
+      ],
+      ["a missing file", "COPY missing.txt /", '"missing.txt" is not in the build context'],
+      ["a symlink to nothing", "COPY dangling /", '"dangling" is a symlink to nothing (dangling)'],
+      [
+        "a wildcard matching a symlink to nothing",
+        "COPY src/dang* /",
+        '"src/dang*" is a symlink to nothing (src/dangling)',
+      ],
+    ];
+    cases.forEach(([what, line, error], i) => {
+      it(`WHEN ${what} THEN BuildKit ${error ? "fails" : "builds"} and so does the plan`, async () => {
+        const dir = dirWith(`none-${i}`, {
+          Dockerfile: `FROM scratch\nCOPY src/a.txt /a.txt\n${line}\n`,
+          "src/a.txt": "a\n",
+        });
+        fs.symlinkSync("nowhere", path.join(dir, "dangling"));
+        fs.symlinkSync("nowhere", path.join(dir, "src/dangling"));
+        const plan = readBuild(dir, path.join(dir, "Dockerfile"), { label: "Dockerfile" });
+        if (!error) {
+          await plan;
+          await build(dir, "none");
+          return;
+        }
+        await assert.rejects(plan, (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.equal(err.message, `Dockerfile:3: COPY source ${error}`);
+          return true;
+        });
+        await assert.rejects(build(dir, "none"), /failed to solve/);
+      });
     });
   });
 

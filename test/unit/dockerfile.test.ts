@@ -9,6 +9,8 @@ import {
   parseDockerfile,
   readBuild,
   readDockerignore,
+  referencePins,
+  ServiceTriggers,
   type ServiceImages,
 } from "../../lib/dockerfile";
 
@@ -138,6 +140,35 @@ describe("lib/dockerfile", () => {
       assert.deepEqual(info.sources, []);
     });
 
+    it("GIVEN FROM ${ARG}, FROM <name>, COPY --from and RUN --mount=from services THEN referencePins pins every one, not only FROM", () => {
+      const info = parseDockerfile(
+        [
+          "ARG BASE=base",
+          "FROM ${BASE} AS one",
+          "FROM 127.0.0.1:5001/example/build-tools:0.1.0 AS two",
+          "FROM scratch",
+          "ARG FROM_TOOLS=build-tools",
+          "COPY --from=backend /app /app",
+          "COPY --from=${FROM_TOOLS} /bin/t /t",
+          "RUN --mount=from=base,target=/b true",
+          "COPY --from=one /x /x",
+          "COPY --from=two /y /y",
+        ].join("\n"),
+        "Dockerfile",
+        { services: SERVICES },
+      );
+      assert.deepEqual(referencePins(info.references), {
+        dependencyArgs: { BASE: "base" },
+        namedContexts: {
+          "127.0.0.1:5001/example/build-tools:0.1.0": "tools",
+          backend: "backend",
+          "build-tools": "tools",
+          base: "base",
+        },
+      });
+      assert.deepEqual(info.dependencies, ["backend", "base", "tools"]);
+    });
+
     it("GIVEN a target THEN only the stages it needs count, for references and sources", () => {
       const text = [
         "FROM base AS deps", // 0
@@ -255,6 +286,61 @@ describe("lib/dockerfile", () => {
         ["RUN", "go.mod", false, 2],
         ["RUN", ".", false, 3],
       ]);
+    });
+
+    it("GIVEN COPY --exclude flags THEN each source carries the patterns, substituted", () => {
+      const info = parseDockerfile(
+        "FROM scratch\nARG EXT=md\nCOPY --exclude=*.${EXT} --exclude=tmp/ docs/ a.txt /d/\n",
+        "Dockerfile",
+      );
+      assert.deepEqual(
+        info.sources.map((s) => [s.source, s.exclude]),
+        [
+          ["docs/", ["*.md", "tmp/"]],
+          ["a.txt", ["*.md", "tmp/"]],
+        ],
+      );
+    });
+
+    it("GIVEN a FROM service whose image has ONBUILD triggers THEN their COPY/ADD read this context, at the FROM line", () => {
+      const info = parseDockerfile(
+        "FROM scratch AS other\nFROM base\nCOPY own.txt /\n",
+        "app/child/Dockerfile",
+        {
+          services: SERVICES,
+          onbuild: {
+            base: [
+              "ARG APP=app",
+              "COPY ${APP}/ /srv/",
+              "RUN echo not a source",
+              "ADD --exclude=*.md extra.tar /",
+            ],
+          },
+        },
+      );
+      assert.deepEqual(
+        info.sources.map((s) => [s.instruction, s.source, s.line, s.onbuild, s.exclude]),
+        [
+          ["COPY", "app/", 2, "base", undefined],
+          ["ADD", "extra.tar", 2, "base", ["*.md"]],
+          ["COPY", "own.txt", 3, undefined, undefined],
+        ],
+      );
+      assert.deepEqual(info.onbuild, []);
+    });
+
+    it("GIVEN ONBUILD in a stage THEN a stage FROM it runs them and the image carries the target's own", () => {
+      const info = parseDockerfile(
+        "FROM scratch AS parent\nONBUILD COPY parent.txt /\nFROM parent\nONBUILD COPY --from=build-tools /t /t\nONBUILD COPY child.txt /\n",
+        "Dockerfile",
+        { services: SERVICES },
+      );
+      assert.deepEqual(
+        info.sources.map((s) => [s.source, s.line, s.onbuild]),
+        [["parent.txt", 3, "stage parent"]],
+      );
+      assert.deepEqual(info.onbuild, ["COPY --from=build-tools /t /t", "COPY child.txt /"]);
+      assert.deepEqual(info.dependencies, []);
     });
   });
 
@@ -439,6 +525,117 @@ describe("lib/dockerfile", () => {
     it("GIVEN sources that climb out with .. THEN they stay in the context, as in BuildKit", async () => {
       dir = tree({ Dockerfile: "FROM scratch\nCOPY ../../a.txt /\n", "a.txt": "x" });
       assert.deepEqual(await contextFiles(dir, path.join(dir, "Dockerfile")), ["a.txt"]);
+    });
+
+    it("GIVEN a symlink a wildcard matches THEN the link and what it points to are listed, as when named", async () => {
+      dir = tree({
+        Dockerfile: "FROM scratch\nCOPY conf/*.conf /etc/\n",
+        "conf/real.conf": "x",
+        "shared/app.conf": "y",
+        "shared/tree/deep.txt": "z",
+      });
+      fs.symlinkSync("../shared/app.conf", path.join(dir, "conf/link.conf"));
+      fs.symlinkSync("../shared/tree", path.join(dir, "conf/dir.conf"));
+      assert.deepEqual(await contextFiles(dir, path.join(dir, "Dockerfile")), [
+        "conf/dir.conf",
+        "conf/link.conf",
+        "conf/real.conf",
+        "shared/app.conf",
+        "shared/tree/deep.txt",
+      ]);
+    });
+
+    it("GIVEN a copied directory THEN the directories under it are listed, empty ones too, not the directory itself", async () => {
+      dir = tree({ Dockerfile: "FROM scratch\nCOPY src/ /app/\n", "src/a/b.txt": "x" });
+      fs.mkdirSync(path.join(dir, "src/empty/inner"), { recursive: true });
+      const build = await readBuild(dir, path.join(dir, "Dockerfile"));
+      assert.deepEqual(build.directories, ["src/a", "src/empty", "src/empty/inner"]);
+      assert.deepEqual(build.files, ["src/a/b.txt"]);
+    });
+
+    it("GIVEN COPY --exclude THEN matching paths under each copied directory are left out, files named directly kept", async () => {
+      dir = tree({
+        Dockerfile:
+          "FROM scratch\nCOPY --exclude=*.md --exclude=tmp docs/ notes.md /d/\nCOPY --exclude=*/*.png pics* /p/\n",
+        "docs/guide.md": "x",
+        "docs/api/ref.md": "x",
+        "docs/api/ref.txt": "x",
+        "docs/tmp/scratch.txt": "x",
+        "docs/index.txt": "x",
+        "notes.md": "named directly",
+        "pics/a.png": "x",
+        "pics/sub/b.png": "x",
+        "pics/sub/c.jpg": "x",
+      });
+      assert.deepEqual(await contextFiles(dir, path.join(dir, "Dockerfile")), [
+        "docs/api/ref.md",
+        "docs/api/ref.txt",
+        "docs/index.txt",
+        "notes.md",
+        "pics/a.png",
+        "pics/sub/c.jpg",
+      ]);
+    });
+
+    it("GIVEN a wildcard under a directory that does not exist THEN it is an error; one that matches nothing is not", async () => {
+      dir = tree({
+        Dockerfile: "FROM scratch\nCOPY nothing*.txt /\nCOPY missing/*.txt /\nCOPY src/*.none /\n",
+        "src/a.txt": "x",
+      });
+      await rejectsConfig(
+        () => contextFiles(dir, path.join(dir, "Dockerfile"), { label: "app/x/Dockerfile" }),
+        [
+          'app/x/Dockerfile:3: COPY source "missing/*.txt" is not in the build context (no "missing")',
+        ],
+      );
+    });
+
+    it("GIVEN a symlink to nothing, named or matched THEN it is an error naming the link", async () => {
+      dir = tree({ Dockerfile: "FROM scratch\nCOPY dangling /\nCOPY src/d* /\n", "src/a": "x" });
+      fs.symlinkSync("nowhere", path.join(dir, "dangling"));
+      fs.symlinkSync("../nowhere", path.join(dir, "src/dangling"));
+      await rejectsConfig(
+        () => contextFiles(dir, path.join(dir, "Dockerfile"), { label: "Dockerfile" }),
+        [
+          'Dockerfile:2: COPY source "dangling" is a symlink to nothing (dangling)',
+          'Dockerfile:3: COPY source "src/d*" is a symlink to nothing (src/dangling)',
+        ],
+      );
+    });
+
+    it("GIVEN a base service whose Dockerfile has ONBUILD COPY THEN a build FROM it reads those files from its own context", async () => {
+      dir = tree({
+        "base/Dockerfile":
+          "FROM scratch AS tools\nONBUILD COPY tools.txt /\nFROM scratch\nONBUILD COPY app/ /srv/\nONBUILD RUN --mount=type=bind,source=go.mod,target=/m true\n",
+        "child/Dockerfile": "FROM base\nCOPY own.txt /\n",
+        "child/own.txt": "x",
+        "child/app/main.js": "x",
+        "child/go.mod": "x",
+        "child/tools.txt": "not read: ONBUILD of another stage",
+      });
+      const triggers = new ServiceTriggers(["base", "backend", "child"]);
+      const child = readBuild(path.join(dir, "child"), path.join(dir, "child/Dockerfile"), {
+        services: SERVICES,
+        triggers: triggers.of,
+      });
+      triggers.locate("base", path.join(dir, "base/Dockerfile"));
+      triggers.locate("backend", path.join(dir, "backend/Dockerfile")); // no such file: no triggers
+      const build = await child;
+      assert.deepEqual(build.files, ["app/main.js", "go.mod", "own.txt"]);
+      assert.deepEqual(await triggers.of("backend"), []);
+    });
+
+    it("GIVEN a FROM service with an ONBUILD COPY of a missing source THEN the error names the FROM line and the trigger", async () => {
+      dir = tree({ Dockerfile: "FROM scratch AS x\nFROM base\n" });
+      await rejectsConfig(
+        () =>
+          contextFiles(dir, path.join(dir, "Dockerfile"), {
+            label: "app/child/Dockerfile",
+            services: SERVICES,
+            onbuild: { base: ["COPY app/ /srv/"] },
+          }),
+        ['app/child/Dockerfile:2: ONBUILD COPY of base source "app/" is not in the build context'],
+      );
     });
   });
 });

@@ -153,6 +153,26 @@ describe("lib/revision", () => {
         (d) => fs.renameSync(path.join(d, "src/lib/util.js"), path.join(d, "src/lib/utils.js")),
       ],
       ["the executable bit of a copied file", (d) => fs.chmodSync(path.join(d, "run.sh"), 0o755)],
+      [
+        "permission bits other than the executable bit",
+        (d) => fs.chmodSync(path.join(d, "src/index.js"), 0o600),
+      ],
+      [
+        "the group write bit of a copied file",
+        (d) => fs.chmodSync(path.join(d, "src/index.js"), 0o664),
+      ],
+      [
+        "the mode of a directory under a copied directory",
+        (d) => fs.chmodSync(path.join(d, "src/lib"), 0o700),
+      ],
+      [
+        "a new empty directory under a copied directory",
+        (d) => fs.mkdirSync(path.join(d, "src/empty")),
+      ],
+      [
+        "a new empty directory inside an empty directory",
+        (d) => fs.mkdirSync(path.join(d, "src/empty/inner"), { recursive: true }),
+      ],
       ["the Dockerfile", (d) => write(d, { Dockerfile: `${APP.Dockerfile}ENV X=1\n` })],
     ];
     for (const [what, change] of changes) {
@@ -187,6 +207,77 @@ describe("lib/revision", () => {
       others.push(revisionOf(base.input, { base: DIGEST_B }));
       for (const other of others) assert.notEqual(other, base.revision);
       assert.equal(new Set(others).size, others.length);
+    });
+
+    it("GIVEN a copied directory with an empty directory THEN its content digest covers it; a 0755 directory with files is implied", async () => {
+      const dir = track(tree({ Dockerfile: "FROM scratch\nCOPY src/ /app/\n", "src/a/f": "x" }));
+      fs.mkdirSync(path.join(dir, "src/empty"));
+      fs.mkdirSync(path.join(dir, "src/private"), { mode: 0o700 });
+      fs.chmodSync(path.join(dir, "src/private"), 0o700);
+      write(dir, { "src/private/key": "k" });
+      fs.chmodSync(path.join(dir, "src/private/key"), 0o600);
+      const { input } = await computeRevisionInput(dir, path.join(dir, "Dockerfile"), {
+        git: false,
+      });
+      assert.deepEqual(input.files, [
+        { path: "src/a/f", mode: "regular", blob: gitBlobId("x") },
+        { path: "src/empty", mode: "directory" },
+        { path: "src/private", mode: "40700" },
+        { path: "src/private/key", mode: "100600", blob: gitBlobId("k") },
+      ]);
+    });
+
+    it("GIVEN 0644 and 0755 files in 0755 directories THEN only the files are listed, as before directories and modes counted (format v1 kept)", async () => {
+      const dir = track(tree(APP));
+      fs.chmodSync(path.join(dir, "run.sh"), 0o755);
+      const { input } = await computeRevisionInput(dir, path.join(dir, "Dockerfile"), {
+        git: false,
+      });
+      assert.deepEqual(
+        input.files.map((f) => [f.path, f.mode]),
+        [
+          ["run.sh", "executable"],
+          ["src/index.js", "regular"],
+          ["src/lib/util.js", "regular"],
+        ],
+      );
+    });
+
+    it("GIVEN a symlink a wildcard matches THEN a change to what it points to changes the revision", async () => {
+      const dir = track(
+        tree({ Dockerfile: "FROM scratch\nCOPY conf/*.conf /etc/\n", "shared/app.conf": "v1" }),
+      );
+      fs.mkdirSync(path.join(dir, "conf"));
+      fs.symlinkSync("../shared/app.conf", path.join(dir, "conf/app.conf"));
+      const before = await revisionIn(dir);
+      write(dir, { "shared/app.conf": "v2" });
+      assert.notEqual((await revisionIn(dir)).revision, before.revision);
+    });
+
+    it("GIVEN COPY --exclude THEN a change to an excluded file changes nothing, to a copied one changes the revision", async () => {
+      const dir = track(
+        tree({
+          Dockerfile: "FROM scratch\nCOPY --exclude=*.md docs/ /d/\n",
+          "docs/a.md": "1",
+          "docs/a.txt": "1",
+        }),
+      );
+      const before = await revisionIn(dir);
+      write(dir, { "docs/a.md": "2", "docs/b.md": "new" });
+      assert.equal((await revisionIn(dir)).revision, before.revision);
+      write(dir, { "docs/a.txt": "2" });
+      assert.notEqual((await revisionIn(dir)).revision, before.revision);
+    });
+
+    it("GIVEN a FROM service whose Dockerfile has ONBUILD COPY THEN the child's revision covers what the trigger reads", async () => {
+      const services = { registries: ["127.0.0.1:5001"], project: "p", images: { base: "base" } };
+      const dir = track(tree({ Dockerfile: "FROM base\n", "app/main.js": "1", "other.txt": "x" }));
+      const options = { services, onbuild: { base: ["COPY app/ /srv/"] } };
+      const before = await revisionIn(dir, options);
+      write(dir, { "other.txt": "not read" });
+      assert.equal((await revisionIn(dir, options)).revision, before.revision);
+      write(dir, { "app/main.js": "2" });
+      assert.notEqual((await revisionIn(dir, options)).revision, before.revision);
     });
 
     it("GIVEN a symlink that is copied THEN its target text is hashed as git does", async () => {
@@ -271,6 +362,17 @@ describe("lib/revision", () => {
       const fast = await revisionIn(dir);
       assert.equal(fast.stats.hashed, 1);
       assert.equal(fast.revision, (await revisionIn(dir, { git: false })).revision);
+    });
+
+    it("GIVEN permission bits git does not record THEN the file is read and the result matches the slow path", async () => {
+      const { dir } = committed(APP);
+      const before = await revisionIn(dir);
+      fs.chmodSync(path.join(dir, "src/index.js"), 0o664);
+      const fast = await revisionIn(dir);
+      assert.equal(fast.stats.hashed, 1);
+      assert.equal(fast.stats.fromGit, 3);
+      assert.equal(fast.revision, (await revisionIn(dir, { git: false })).revision);
+      assert.notEqual(fast.revision, before.revision);
     });
 
     it("GIVEN core.fileMode false THEN modes come from the worktree and blob ids still from git", async () => {
