@@ -268,6 +268,7 @@ export async function readRegistry(store: StateStore, concurrency = 4): Promise<
       const release = await store.readRelease(tag);
       return { tag, digest: release.digest, release };
     } catch (e) {
+      if (e instanceof RegistryError) throw e;
       const digest = await headDigest(client, at(tag));
       if (digest === null) throw e;
       return { tag, digest, error: (e as Error).message };
@@ -280,6 +281,7 @@ export async function readRegistry(store: StateStore, concurrency = 4): Promise<
         ? { ring, digest: state.release.digest, release: state.release }
         : { ring };
     } catch (e) {
+      if (e instanceof RegistryError) throw e;
       const digest = await headDigest(client, at(ringTag(ring)));
       if (digest === null) throw e;
       return { ring, digest, error: (e as Error).message };
@@ -398,14 +400,19 @@ export interface SiteSnapshot {
   readonly workloads?: readonly Workload[];
 }
 
-/** The repository and parsed reference of a service output's `ref`, or undefined. */
-function refOf(o: ServiceOutput): { repository: string; ref: ImageReference } | undefined {
+/** `image` parsed, or undefined when it is not a valid image reference. */
+function referenceOf(image: string): ImageReference | undefined {
   try {
-    const ref = parseReference(o.ref);
-    return { repository: repositoryName(ref), ref };
+    return parseReference(image);
   } catch {
     return undefined;
   }
+}
+
+/** The repository and parsed reference of a service output's `ref`, or undefined. */
+function refOf(o: ServiceOutput): { repository: string; ref: ImageReference } | undefined {
+  const ref = referenceOf(o.ref);
+  return ref && { repository: repositoryName(ref), ref };
 }
 
 /** Source commits as `name=commit`, sorted, comma-separated; `(none)` for none. */
@@ -488,7 +495,8 @@ export function workloadViolations(site: SiteSnapshot): Violation[] {
     for (const c of containersOf(w)) {
       const object = `${where}: container ${c.name}`;
       const image = String(c.image);
-      if (!BY_DIGEST.test(image)) {
+      const ref = BY_DIGEST.test(image) ? referenceOf(image) : undefined;
+      if (!ref) {
         out.push({
           invariant: 4,
           object,
@@ -497,7 +505,6 @@ export function workloadViolations(site: SiteSnapshot): Violation[] {
         });
         continue;
       }
-      const ref = parseReference(image);
       const service = services.get(repositoryName(ref));
       const recorded = service === undefined ? undefined : site.outputs.services[service];
       if (recorded && recorded.digest !== ref.digest) {

@@ -370,6 +370,17 @@ describe("check", () => {
         ],
       );
     });
+    it("GIVEN an image ending in a digest that is no valid reference THEN it counts as not by digest", () => {
+      const image = `Bad/Name@${D("a")}`;
+      assert.deepEqual(check(deployment("DaemonSet", [{ name: "app", image }])), [
+        {
+          invariant: 4,
+          object: "DaemonSet/ns/api: container app",
+          expected: "an image by digest (…@sha256:…)",
+          found: image,
+        },
+      ]);
+    });
   });
 
   describe("formatViolations", () => {
