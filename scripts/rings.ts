@@ -74,7 +74,10 @@ async function stackSites(stacks: readonly string[]): Promise<SiteInput[]> {
     try {
       return { site, outputs: await workspace.stackOutputs(site) };
     } catch (e) {
-      throw new Error(`--stack ${site}: ${(e as Error).message.trim()}`, { cause: e });
+      // The Automation API's message repeats the command's output; the CLI's own line says it.
+      const message = (e as Error).message;
+      const said = /^error: (.*)$/m.exec(message)?.[1] ?? message.trim();
+      throw new Error(`--stack ${site}: ${said}`, { cause: e });
     }
   });
 }

@@ -12,6 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { checkInvariants, kubectlCluster, type Violation } from "../../lib/check";
 import { RegistryClient } from "../../lib/registry";
 import { StateStore } from "../../lib/state-store";
@@ -50,10 +51,13 @@ function versionRepo(registry: string): string {
   return dir;
 }
 
-/** `npm run --silent rings -- check <args>` in `dir`: its exit code and output. */
-async function ringsCheck(dir: string, ...args: string[]) {
-  const env = { ...process.env };
-  delete env.KUBECONFIG; // the cluster is read only where a test asks for it
+/**
+ * `npm run --silent rings -- check <args>` in `dir`: its exit code and output. The cluster is
+ * read only where a test asks for it (KUBECONFIG is unset); `extra` adds to the environment.
+ */
+async function ringsCheck(dir: string, args: readonly string[], extra: NodeJS.ProcessEnv = {}) {
+  const env = { ...process.env, ...extra };
+  delete env.KUBECONFIG;
   try {
     const { stdout } = await run("npm", ["run", "--silent", "rings", "--", "check", ...args], {
       cwd: dir,
@@ -141,7 +145,7 @@ describe("rings check against Distribution 2.8", function () {
       file,
       JSON.stringify(outputsOf({ base: s.base, backend: s.backend }, s.release)),
     );
-    const cli = await ringsCheck(s.dir, "--outputs", file);
+    const cli = await ringsCheck(s.dir, ["--outputs", file]);
     assert.equal(cli.code, 0, cli.stdout + cli.stderr);
     assert.match(cli.stdout, /^all invariants hold$/m);
     assert.match(
@@ -171,10 +175,10 @@ describe("rings check against Distribution 2.8", function () {
     ];
     assert.deepEqual((await check(s.reg)).violations, expected);
 
-    const json = await ringsCheck(s.dir, "--json");
+    const json = await ringsCheck(s.dir, ["--json"]);
     assert.equal(json.code, 1, json.stderr);
     assert.deepEqual(violationsOf(json.stdout), expected);
-    const table = await ringsCheck(s.dir);
+    const table = await ringsCheck(s.dir, []);
     assert.equal(table.code, 1);
     const row = table.stdout.split("\n").find((l) => l.startsWith("1 "));
     assert.ok(row, table.stdout);
@@ -207,7 +211,7 @@ describe("rings check against Distribution 2.8", function () {
       },
     ];
     assert.deepEqual((await check(s.reg)).violations, expected);
-    const cli = await ringsCheck(s.dir, "--json");
+    const cli = await ringsCheck(s.dir, ["--json"]);
     assert.equal(cli.code, 1, cli.stderr);
     assert.deepEqual(violationsOf(cli.stdout), expected);
   });
@@ -235,7 +239,7 @@ describe("rings check against Distribution 2.8", function () {
     ];
     const result = await check(s.reg, { sites: [{ site: file, outputs }] });
     assert.deepEqual(result.violations, expected);
-    const cli = await ringsCheck(s.dir, "--outputs", file, "--json");
+    const cli = await ringsCheck(s.dir, ["--outputs", file, "--json"]);
     assert.equal(cli.code, 1, cli.stderr);
     assert.deepEqual(violationsOf(cli.stdout), expected);
   });
@@ -245,13 +249,47 @@ describe("rings check against Distribution 2.8", function () {
     const file = path.join(s.dir, "site.json");
     const outputs = { ...outputsOf({ base: s.base }, s.release), environment: "qa" };
     fs.writeFileSync(file, JSON.stringify(outputs));
-    const cli = await ringsCheck(s.dir, "--outputs", file);
+    const cli = await ringsCheck(s.dir, ["--outputs", file]);
     assert.equal(cli.code, 1);
     assert.match(
       cli.stderr ?? "",
       new RegExp(
         `rings: ${file}: environment: "qa" is not an environment of gitops-rings.yaml \\(dev\\)`,
       ),
+    );
+  });
+
+  it("GIVEN a stack whose outputs disagree with the labels WHEN the command reads it with --stack THEN invariant 5 names the stack's key, and the command exits 1", async () => {
+    const s = await seed("stack");
+    const outputs = outputsOf({ base: s.base, backend: s.backend }, s.release);
+    outputs.services.base.version = "9.9.9";
+    // A stack of this directory's project, in a file backend of its own, whose outputs are
+    // what an inline program returned (no language host: the program runs in this process).
+    const project = `it-check-${randomBytes(4).toString("hex")}`;
+    fs.writeFileSync(path.join(s.dir, "Pulumi.yaml"), `name: ${project}\nruntime: nodejs\n`);
+    const state = path.join(s.dir, ".state");
+    fs.mkdirSync(state);
+    const env = { PULUMI_BACKEND_URL: `file://${state}`, PULUMI_CONFIG_PASSPHRASE: "it-check" };
+    const stack = await LocalWorkspace.createOrSelectStack(
+      { stackName: "dev-developers", projectName: project, program: async () => outputs },
+      { workDir: s.dir, envVars: env },
+    );
+    await stack.up({ onOutput: () => undefined });
+    const cli = await ringsCheck(s.dir, ["--stack", "dev-developers", "--json"], env);
+    assert.equal(cli.code, 1, cli.stderr);
+    assert.deepEqual(violationsOf(cli.stdout), [
+      {
+        invariant: 5,
+        object: "dev-developers: services.base.version",
+        expected: "0.1.0",
+        found: "9.9.9",
+      },
+    ]);
+    const missing = await ringsCheck(s.dir, ["--stack", "dev-nowhere"], env);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr ?? "",
+      /^rings: --stack dev-nowhere: no stack named 'dev-nowhere' found\n$/,
     );
   });
 
