@@ -34,7 +34,16 @@ export interface KubectlOptions {
 /** Field manager of every server-side apply this project makes. */
 export const FIELD_MANAGER = "gitops-rings";
 
-async function kubectl(opts: KubectlOptions, args: string[], input?: string): Promise<string> {
+/**
+ * Runs kubectl with `args` (and `input` on stdin).
+ * @returns its stdout.
+ * @throws Error naming the command and kubectl's message.
+ */
+export async function kubectl(
+  opts: KubectlOptions,
+  args: string[],
+  input?: string,
+): Promise<string> {
   const all = opts.kubeconfig ? ["--kubeconfig", opts.kubeconfig, ...args] : args;
   try {
     const child = run(opts.kubectl ?? "kubectl", all, { maxBuffer: 64 * 1024 * 1024 });
