@@ -518,7 +518,9 @@ export class StateStore {
       );
     }
     const expected =
-      options.expected === undefined ? await this.ringDigest(ring) : (options.expected ?? undefined);
+      options.expected === undefined
+        ? await this.ringDigest(ring)
+        : (options.expected ?? undefined);
     await this.applyChecked(what, [
       { ring, from: releaseVersion, release, ...(expected ? { expected } : {}) },
     ]);
