@@ -28,7 +28,7 @@ export interface RingPointerInputs {
  * Delete never untags: a ring keeps its last release (DESIGN.md invariant 2). `expected` is
  * the precondition of a move, not a state: a change of it alone is no change.
  */
-const provider: pulumi.dynamic.ResourceProvider = {
+export const ringPointerProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: RingPointerInputs) {
     await move(inputs);
     return {
@@ -95,6 +95,6 @@ export class RingPointer extends pulumi.dynamic.Resource {
   declare public readonly expected: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: RingPointerArgs, opts?: pulumi.CustomResourceOptions) {
-    super(provider, name, { expected: undefined, ...args }, opts, "ring", "RingPointer");
+    super(ringPointerProvider, name, { expected: undefined, ...args }, opts, "ring", "RingPointer");
   }
 }

@@ -3,6 +3,7 @@
  * ring tags moved, checked and read back through their labels.
  */
 import assert from "node:assert/strict";
+import { ringPointerProvider, type RingPointerInputs } from "../../components/ring/ringPointer";
 import { releaseLabels } from "../../lib/labels";
 import {
   MediaType,
@@ -353,6 +354,79 @@ describe("state store against Distribution 2.8", function () {
         "ante=4.0.0 developers=2.0.0 testers=1.0.0 users=1.0.0 post=1.0.0",
       );
       assert.deepEqual(await train(), ["4.0.0", "2.0.0", "1.0.0", "1.0.0", "1.0.0"]);
+    });
+  });
+
+  describe("GIVEN the ring pointer's provider (components/ring/ringPointer.ts) and releases 1.0.0 to 3.0.0 of project pointer", () => {
+    let other: StateStore;
+    const r: Record<string, ReleaseRecord> = {};
+    let inputs: (version: string, expected?: string) => RingPointerInputs;
+    const ringAt = () => client.resolveDigest(`${other.releaseRepository}:ring-developers`);
+
+    before(async () => {
+      other = new StateStore({
+        registry: registry().host,
+        project: "pointer",
+        rings: ["developers"],
+        client,
+      });
+      for (const v of ["1.0.0", "2.0.0", "3.0.0"]) {
+        r[v] = await other.pushRelease({ version: v, services: { base: base1 } });
+      }
+      inputs = (version, expected) => ({
+        registry: registry().host,
+        project: "pointer",
+        rings: ["developers"],
+        ring: "developers",
+        version,
+        digest: r[version].digest,
+        ...(expected !== undefined ? { expected } : {}),
+      });
+    });
+
+    it("WHEN created on an empty ring THEN the ring points at the release", async () => {
+      await ringPointerProvider.create!(inputs("1.0.0"));
+      assert.equal(await ringAt(), r["1.0.0"].digest);
+    });
+
+    it("WHEN only the expected release differs THEN the diff shows no change", async () => {
+      const diff = await ringPointerProvider.diff!(
+        "id",
+        inputs("1.0.0"),
+        inputs("1.0.0", r["1.0.0"].digest),
+      );
+      assert.equal(diff.changes, false);
+    });
+
+    it("WHEN the ring was moved by another writer since the plan THEN the update fails naming the ring and both releases and the ring keeps the other writer's release", async () => {
+      await other.moveRing("developers", "3.0.0");
+      await assert.rejects(
+        ringPointerProvider.update!("id", inputs("1.0.0"), inputs("2.0.0", r["1.0.0"].digest)),
+        {
+          message:
+            "move ring developers to 2.0.0: no ring moved: ring developers moved since the move was planned: " +
+            `planned from release 1.0.0 (${r["1.0.0"].digest}), found at release 3.0.0 (${r["3.0.0"].digest})`,
+        },
+      );
+      assert.equal(await ringAt(), r["3.0.0"].digest);
+    });
+
+    it("WHEN the update was planned against the ring's release THEN it moves, and a retry of it is no conflict", async () => {
+      const planned = inputs("2.0.0", r["3.0.0"].digest);
+      await ringPointerProvider.update!("id", inputs("1.0.0"), planned);
+      assert.equal(await ringAt(), r["2.0.0"].digest);
+      await ringPointerProvider.update!("id", inputs("1.0.0"), planned);
+      assert.equal(await ringAt(), r["2.0.0"].digest);
+    });
+
+    it("WHEN the release's digest is not the one the update pushed THEN nothing moves", async () => {
+      const wrong = { ...inputs("3.0.0", r["2.0.0"].digest), digest: r["1.0.0"].digest };
+      await assert.rejects(ringPointerProvider.update!("id", inputs("2.0.0"), wrong), {
+        message:
+          `move ring developers to 3.0.0: release 3.0.0 is ${r["3.0.0"].digest} in the registry, ` +
+          `not ${r["1.0.0"].digest} as this update pushed it; no ring moved`,
+      });
+      assert.equal(await ringAt(), r["2.0.0"].digest);
     });
   });
 
