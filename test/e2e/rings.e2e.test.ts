@@ -9,7 +9,7 @@ import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
 import type { OutputMap, Stack } from "@pulumi/pulumi/automation";
 import { RegistryClient } from "../../lib/registry";
-import { StateStore } from "../../lib/state-store";
+import type { StateStore } from "../../lib/state-store";
 import { assertPlatformEnv, makeVersionRepo, type VersionRepo } from "./helpers/versionRepo";
 
 const client = new RegistryClient();
@@ -42,12 +42,7 @@ describe("ring pointers on the local platform (end to end)", function () {
   before(async function () {
     assertPlatformEnv();
     repo = makeVersionRepo();
-    store = new StateStore({
-      registry: repo.registry,
-      project: repo.project,
-      rings: ["developers", "testers", "users", "lts"],
-      client,
-    });
+    store = repo.stateStore(client);
     developers = await repo.stack("dev-developers");
   });
 
