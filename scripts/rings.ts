@@ -1,8 +1,6 @@
 /**
  * Ring operations on the registry (DESIGN.md flow 3), through lib/state-store.ts and with
- * its checks: a ring pointer moves only after the release and every image it names exist, by
- * compare-and-swap on what the ring held when the operation read it; a failed shift or unshift
- * rolls back the moves it made (the error lists them). Unshift leaves `ante` as it is.
+ * its checks: a ring pointer moves only after the release and every image it names exist.
  *
  *   npm run rings -- status              every ring's release and every service's version in it
  *   npm run rings -- promote <ring> [to] copy ring <ring>'s release to the next ring (or <to>)
