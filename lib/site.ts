@@ -141,6 +141,8 @@ export interface SitePlan {
     readonly repository: string;
     readonly action: ImageAction;
     readonly currentVersion?: string;
+    /** The digest of the release the ring pointed at when planned (the ring pointer's `expected`). */
+    readonly currentDigest?: string;
     readonly version: string;
     readonly digest?: string;
     /** The release version of the next ring, if it has one (what the version rule read). */
@@ -522,6 +524,7 @@ async function planBuild(
       ...(planned.release.currentVersion !== undefined
         ? { currentVersion: planned.release.currentVersion }
         : {}),
+      ...(currentRelease ? { currentDigest: currentRelease.digest } : {}),
       version: planned.release.nextVersion,
       ...(currentRelease && !planned.release.changed ? { digest: currentRelease.digest } : {}),
       ...(next?.release ? { nextRingVersion: next.release.version } : {}),

@@ -6,7 +6,11 @@
  *
  * Invariant 2 is kept here: a ring tag moves only after every image the release names, and the
  * release itself, answer a HEAD; a multi-ring move (shift, unshift) checks every ring first and
- * moves nothing when any check fails.
+ * moves nothing when any check fails. Every move is a compare-and-swap on the digest the ring
+ * held when the move was planned ({@link RingMove.expected}), so a ring that another writer
+ * moved in the meantime (a promote, an unshift, another site) is not silently overwritten, and
+ * a multi-ring move that fails midway rolls back the moves it made (a failed run leaves every
+ * ring where it was).
  */
 import * as semver from "semver";
 import {
@@ -23,7 +27,7 @@ import {
   RegistryClient,
   type Platform,
 } from "./registry";
-import type { ImageRecord, ReleaseRecord, RingName, RingState, Version } from "./types";
+import type { Digest, ImageRecord, ReleaseRecord, RingName, RingState, Version } from "./types";
 import { allRings, ANTE, POST } from "./version";
 import { mapLimit } from "./limit";
 
@@ -56,8 +60,34 @@ export function ringOrder(rings: readonly RingName[]): RingName[] {
 /** One ring pointer move: `ring` gets `release`, which ring `from` holds. */
 export interface RingMove {
   readonly ring: RingName;
+  /** The ring the release comes from (for {@link StateStore.moveRing}, the release version). */
   readonly from: RingName;
   readonly release: ReleaseRecord;
+  /**
+   * The digest `ring` pointed at when the move was planned; undefined when it had no release.
+   * The move is a compare-and-swap on it: a ring that holds anything else (but `release`
+   * itself) by the time it moves is not moved.
+   */
+  readonly expected?: Digest;
+}
+
+/**
+ * A compare-and-swap of a ring tag found the ring elsewhere than the move expected (another
+ * writer moved it since the move was planned), or another writer moved it right after this move.
+ */
+export class RingMovedError extends Error {
+  constructor(
+    /** The ring. */
+    readonly ring: RingName,
+    /** The digest the move expected (undefined: no release). */
+    readonly expected: Digest | undefined,
+    /** The digest the ring was found at (undefined: no release). */
+    readonly found: Digest | undefined,
+    message: string,
+  ) {
+    super(message);
+    this.name = "RingMovedError";
+  }
 }
 
 /**
@@ -65,33 +95,45 @@ export interface RingMove {
  * before it, so the last ring's goes to `post` and `ante`'s feeds the first ring. A ring whose
  * predecessor points at nothing keeps what it has; a ring that already has its predecessor's
  * release is not moved. Moves come last ring first, so a run stopped midway duplicates a
- * release and never loses one.
+ * release and never loses one. Each move expects the ring's release in `states`.
  */
 export function planShift(states: readonly RingState[]): RingMove[] {
   const moves: RingMove[] = [];
   for (let i = states.length - 1; i >= 1; i--) {
-    const source = states[i - 1].release;
-    if (source && source.digest !== states[i].release?.digest) {
-      moves.push({ ring: states[i].ring, from: states[i - 1].ring, release: source });
-    }
+    const move = moveFrom(states[i - 1], states[i]);
+    if (move) moves.push(move);
   }
   return moves;
 }
 
 /**
  * The moves of an unshift over `states` (in ring order), the reverse of {@link planShift}: each
- * ring gets the release of the ring after it (`post`'s goes back to the last ring, the first
- * ring's to `ante`). First ring first. After a shift, an unshift restores every ring but `post`.
+ * configured ring gets the release of the ring after it (`post`'s goes back to the last ring).
+ * First ring first. `ante` is never moved: it is where base images and the next release are
+ * prepared before the first ring (DESIGN.md flow 3, seed 001), so what was prepared there stays
+ * and the first ring's release leaves the train (its version tag keeps it in the registry).
+ * After a shift, an unshift restores every ring but `post` (the shift did not move `ante`).
+ * Each move expects the ring's release in `states`.
  */
 export function planUnshift(states: readonly RingState[]): RingMove[] {
   const moves: RingMove[] = [];
   for (let i = 0; i < states.length - 1; i++) {
-    const source = states[i + 1].release;
-    if (source && source.digest !== states[i].release?.digest) {
-      moves.push({ ring: states[i].ring, from: states[i + 1].ring, release: source });
-    }
+    if (states[i].ring === ANTE) continue;
+    const move = moveFrom(states[i + 1], states[i]);
+    if (move) moves.push(move);
   }
   return moves;
+}
+
+/** `target` gets `source`'s release, expecting its own; none when there is nothing to move. */
+function moveFrom(source: RingState, target: RingState): RingMove | undefined {
+  if (!source.release || source.release.digest === target.release?.digest) return undefined;
+  return {
+    ring: target.ring,
+    from: source.ring,
+    release: source.release,
+    ...(target.release ? { expected: target.release.digest } : {}),
+  };
 }
 
 /** Applies `moves` to `states` without I/O: what the rings point at afterwards. */
@@ -302,7 +344,84 @@ export class StateStore {
     };
   }
 
-  private async applyChecked(what: string, moves: readonly RingMove[]): Promise<void> {
+  /** `release <version> (<digest>)` for the release at `digest`, or `no release`. */
+  private async describe(digest: Digest | undefined): Promise<string> {
+    if (digest === undefined) return "no release";
+    try {
+      const release = await this.readReleaseAt(digest);
+      return release ? `release ${release.version} (${digest})` : `${digest} (not in the registry)`;
+    } catch {
+      return digest;
+    }
+  }
+
+  /** The digest the ring tag points at now, or undefined when it does not exist. */
+  private async ringDigest(ring: RingName): Promise<Digest | undefined> {
+    const r = parseRepository(this.releaseRepository);
+    return (await this.client.headManifest({ ...r, tag: ringTag(ring) }))?.digest;
+  }
+
+  private async conflict(
+    ring: RingName,
+    expected: Digest | undefined,
+    found: Digest | undefined,
+  ): Promise<RingMovedError> {
+    return new RingMovedError(
+      ring,
+      expected,
+      found,
+      `ring ${ring} moved since the move was planned: planned from ${await this.describe(expected)}, ` +
+        `found at ${await this.describe(found)}`,
+    );
+  }
+
+  /**
+   * Compare-and-swap of one ring tag: points `ring` at `target` only when it still points at
+   * `expected` (undefined: no tag). A ring already at `target` (a retry of a move that was
+   * made) is left as it is, and the result says it did not move.
+   *
+   * Distribution 2.8 has no conditional manifest PUT (no `If-Match` on
+   * `PUT /v2/<name>/manifests/<tag>`), so the compare and the swap are two requests and not
+   * atomic. The window between them is kept to one HEAD and one PUT (the manifest bytes are
+   * fetched before the compare), and the tag is read again after the PUT: a writer that moved
+   * it inside the window and won is reported as a {@link RingMovedError}.
+   * @returns whether the tag moved.
+   * @throws {@link RingMovedError} when the ring is not at `expected`, or another writer won.
+   */
+  private async swapRing(
+    ring: RingName,
+    expected: Digest | undefined,
+    target: Digest,
+  ): Promise<boolean> {
+    const r = parseRepository(this.releaseRepository);
+    const manifest = await this.client.getManifest({ ...r, digest: target });
+    const found = await this.ringDigest(ring);
+    if (found === target) return false;
+    if (found !== expected) throw await this.conflict(ring, expected, found);
+    await this.client.putManifest(
+      this.releaseRepository,
+      ringTag(ring),
+      manifest.bytes,
+      manifest.mediaType,
+    );
+    const after = await this.ringDigest(ring);
+    if (after !== target) {
+      throw new RingMovedError(
+        ring,
+        target,
+        after,
+        `ring ${ring} was moved to ${await this.describe(target)}, but another writer moved it ` +
+          `at the same time and won: it points at ${await this.describe(after)}`,
+      );
+    }
+    return true;
+  }
+
+  /**
+   * Checks every move before any tag moves: the release and every image it names exist, and
+   * each ring still points where the move expects (or at the move's release already).
+   */
+  private async checkMoves(what: string, moves: readonly RingMove[]): Promise<void> {
     const byDigest = new Map(moves.map((m) => [m.release.digest, m]));
     const problems: string[] = [];
     await mapLimit([...byDigest.values()], 2, async (m) => {
@@ -313,30 +432,104 @@ export class StateStore {
         );
       }
     });
+    await mapLimit(moves, 2, async (m) => {
+      const found = await this.ringDigest(m.ring);
+      if (found !== m.expected && found !== m.release.digest) {
+        problems.push((await this.conflict(m.ring, m.expected, found)).message);
+      }
+    });
     if (problems.length > 0) {
       throw new Error(`${what}: no ring moved: ${problems.sort().join("; ")}`);
-    }
-    for (const m of moves) {
-      await this.client.moveTag(this.releaseRepository, ringTag(m.ring), m.release.digest);
     }
   }
 
   /**
-   * Points `ring` at release `releaseVersion`, after checking that the release and every image
-   * it names exist (invariant 2); otherwise the ring stays where it was.
-   * @returns the ring's new state.
+   * Checks every move ({@link checkMoves}), then makes them in order, each a compare-and-swap
+   * ({@link swapRing}). When one fails, the moves already made are rolled back in reverse
+   * order, each again a compare-and-swap (expecting the release it moved to), and the error
+   * says what was rolled back and what could not be. A ring that had no release cannot be
+   * emptied again (Distribution 2.8 deletes no tag without deleting the manifest, which would
+   * take the release's version tag with it): it keeps its new release, and the error says so.
    */
-  async moveRing(ring: RingName, releaseVersion: Version): Promise<RingState> {
+  private async applyChecked(what: string, moves: readonly RingMove[]): Promise<void> {
+    await this.checkMoves(what, moves);
+    const done: RingMove[] = [];
+    for (const m of moves) {
+      try {
+        if (await this.swapRing(m.ring, m.expected, m.release.digest)) done.push(m);
+      } catch (e) {
+        // A writer that won the race moved the ring; otherwise nothing moved but `done`.
+        const lost = e instanceof RingMovedError && e.expected === m.release.digest;
+        const after =
+          done.length > 0 ? `; ${await this.rollBack(done)}` : lost ? "" : "; no ring moved";
+        throw new Error(`${what}: ${(e as Error).message}${after}`, { cause: e });
+      }
+    }
+  }
+
+  /** Undoes `done` (moves that were made), last first; says what it did. */
+  private async rollBack(done: readonly RingMove[]): Promise<string> {
+    const back: string[] = [];
+    const kept: string[] = [];
+    for (const m of [...done].reverse()) {
+      if (m.expected === undefined) {
+        kept.push(
+          `ring ${m.ring} keeps release ${m.release.version}: it had no release, and Distribution cannot delete a tag alone`,
+        );
+        continue;
+      }
+      try {
+        await this.swapRing(m.ring, m.release.digest, m.expected);
+        back.push(`ring ${m.ring} back to ${await this.describe(m.expected)}`);
+      } catch (e) {
+        kept.push(`ring ${m.ring} not rolled back: ${(e as Error).message}`);
+      }
+    }
+    return [
+      `rolled back: ${back.length > 0 ? back.join(", ") : "nothing"}`,
+      ...(kept.length > 0 ? [`NOT rolled back: ${kept.join("; ")}`] : []),
+    ].join("; ");
+  }
+
+  /**
+   * Points `ring` at release `releaseVersion`, checking first that the release (at `digest`,
+   * when given) and every image it names exist (invariant 2), then moving the tag by
+   * compare-and-swap on `expected` ({@link RingMove.expected}); otherwise the ring stays where
+   * it was. A ring already at the release is left as it is (a retried move is no conflict).
+   * @param options.expected the digest the ring held when the move was planned, `null` when it
+   *   had no release @default what the ring holds when the move starts (a move by hand)
+   * @param options.digest the digest the release must have (what the caller pushed)
+   * @returns the ring's new state.
+   * @throws when a check fails, or with the ring, the planned and the found release when the
+   *   ring moved since the plan ({@link RingMovedError} as the cause).
+   */
+  async moveRing(
+    ring: RingName,
+    releaseVersion: Version,
+    options: { readonly expected?: Digest | null; readonly digest?: Digest } = {},
+  ): Promise<RingState> {
     this.assertRing(ring);
+    const what = `move ring ${ring} to ${releaseVersion}`;
     const release = await this.readRelease(releaseVersion);
-    await this.applyChecked(`move ring ${ring} to ${releaseVersion}`, [
-      { ring, from: releaseVersion, release },
+    if (options.digest !== undefined && release.digest !== options.digest) {
+      throw new Error(
+        `${what}: release ${releaseVersion} is ${release.digest} in the registry, ` +
+          `not ${options.digest} as this update pushed it; no ring moved`,
+      );
+    }
+    const expected =
+      options.expected === undefined
+        ? await this.ringDigest(ring)
+        : (options.expected ?? undefined);
+    await this.applyChecked(what, [
+      { ring, from: releaseVersion, release, ...(expected ? { expected } : {}) },
     ]);
     return { ring, release };
   }
 
   /**
-   * Copies ring `from`'s release to ring `to` (checked like {@link moveRing}).
+   * Copies ring `from`'s release to ring `to` (checked like {@link moveRing}, and a
+   * compare-and-swap on what `to` held when `from` was read).
    * @param to @default the ring after `from`
    * @throws when `from` has no release or is `post` without a `to`.
    */
@@ -344,18 +537,19 @@ export class StateStore {
     const target = to ?? this.nextRing(from);
     if (target === undefined) throw new Error(`promote ${from}: there is no ring after ${from}`);
     this.assertRing(target);
-    const state = await this.readRing(from);
+    const [state, before] = await Promise.all([this.readRing(from), this.ringDigest(target)]);
     if (!state.release)
       throw new Error(`promote ${from} to ${target}: ring ${from} has no release`);
     await this.applyChecked(`promote ${from} to ${target}`, [
-      { ring: target, from, release: state.release },
+      { ring: target, from, release: state.release, ...(before ? { expected: before } : {}) },
     ]);
     return { ring: target, release: state.release };
   }
 
   /**
-   * Moves the whole train one step ({@link planShift}): checks every release that would move,
-   * then moves the ring tags; a failed check moves nothing.
+   * Moves the whole train one step ({@link planShift}): checks every release that would move
+   * and every ring's pointer, then moves the ring tags by compare-and-swap; a failed check
+   * moves nothing, and a failed move rolls back the moves made before it.
    * @returns every ring's state afterwards, in ring order.
    */
   async shift(): Promise<RingState[]> {
@@ -366,7 +560,8 @@ export class StateStore {
   }
 
   /**
-   * Moves the whole train one step back ({@link planUnshift}), checked like {@link shift}.
+   * Moves the whole train one step back ({@link planUnshift}; `ante` stays as it is), checked
+   * and rolled back like {@link shift}.
    * @returns every ring's state afterwards, in ring order.
    */
   async unshift(): Promise<RingState[]> {

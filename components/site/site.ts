@@ -39,11 +39,12 @@ export interface DeployedService {
  *
  * When the site builds (flow 1) it declares, in dependency order, one {@link ServiceImage} per
  * service with each dependency's reference by digest as its `FROM`, then the {@link Release}
- * that records them all, then the {@link Ring}, whose pointer moves only after the
- * release and its images are pushed. Every site then deploys (flow 2): it writes a Kustomize
+ * that records them all. Every site then deploys (flow 2): it writes a Kustomize
  * overlay over its environment's overlay that pins every image by digest and labels the
  * objects with site, ring and release, and applies it with `@pulumi/kubernetes`
- * (`kustomize.v2.Directory`) or, on the local platform, with {@link KubectlApply}.
+ * (`kustomize.v2.Directory`) or, on the local platform, with {@link KubectlApply}. A building
+ * site declares its {@link Ring} last: the pointer moves only after the release, its images
+ * and the deployment succeeded (DESIGN.md invariant 2).
  */
 export class Site extends pulumi.ComponentResource {
   /** The release version the site runs. */
@@ -131,20 +132,6 @@ export class Site extends pulumi.ComponentResource {
       );
       releaseVersion = release.version;
       this.releaseImage = release;
-      this.ring = new Ring(
-        `${name}-ring-${plan.ring}`,
-        {
-          registry: plan.registry,
-          project: plan.project,
-          rings: plan.rings,
-          ring: plan.ring,
-          current: plan.release.currentVersion,
-          next: { ring: plan.nextRing, release: plan.release.nextRingVersion },
-          release: { version: release.version, digest: release.digest },
-          dependsOn: [release, ...Object.values(this.images)],
-        },
-        { parent: this },
-      );
     } else {
       for (const [service, image] of Object.entries(plan.deploy.images)) {
         deployed[service] = pulumi.output({
@@ -178,6 +165,30 @@ export class Site extends pulumi.ComponentResource {
     this.release = releaseVersion;
     this.plan = pulumi.output(plan.table);
     this.deployment = this.deploy(name, plan, args.overlayDir);
+    if (this.releaseImage) {
+      // The pointer moves last: after the release, its images and the site's own deployment
+      // (a failed deploy leaves the ring where it was). The deployment reads the release's
+      // version from the Release, never from the pointer, so it does not wait for it.
+      const release = this.releaseImage;
+      const current = plan.release.currentVersion;
+      const currentDigest = plan.release.currentDigest;
+      this.ring = new Ring(
+        `${name}-ring-${plan.ring}`,
+        {
+          registry: plan.registry,
+          project: plan.project,
+          rings: plan.rings,
+          ring: plan.ring,
+          ...(current !== undefined && currentDigest !== undefined
+            ? { current: { version: current, digest: currentDigest } }
+            : {}),
+          next: { ring: plan.nextRing, release: plan.release.nextRingVersion },
+          release: { version: release.version, digest: release.digest },
+          dependsOn: [release, ...Object.values(this.images), this.deployment],
+        },
+        { parent: this },
+      );
+    }
     this.registerOutputs({
       release: this.release,
       services: this.services,

@@ -3,14 +3,16 @@
  * ring tags moved, checked and read back through their labels.
  */
 import assert from "node:assert/strict";
+import { ringPointerProvider, type RingPointerInputs } from "../../components/ring/ringPointer";
 import { releaseLabels } from "../../lib/labels";
 import {
   MediaType,
   RegistryClient,
   TagImmutableError,
   type ImageManifest,
+  type ImageReference,
 } from "../../lib/registry";
-import { StateStore } from "../../lib/state-store";
+import { ringTag, StateStore } from "../../lib/state-store";
 import type { ImageRecord, ReleaseRecord, RingState } from "../../lib/types";
 import { pushServiceImage, recordOf } from "./helpers/images";
 import { useRegistry } from "./helpers/registry";
@@ -18,6 +20,36 @@ import { useRegistry } from "./helpers/registry";
 const C = (n: number) => String(n).repeat(40).slice(0, 40);
 const summary = (s: readonly RingState[]) =>
   s.map((r) => `${r.ring}=${r.release?.version ?? "-"}`).join(" ");
+
+/**
+ * A real client with two places where a test acts inside a ring move: before a ring tag is
+ * read (another writer moves the ring for real, with its own client), and the write of chosen
+ * tags, which fails as a refused PUT would (the one failure a real registry gives no way to
+ * cause on demand).
+ */
+class HookedClient extends RegistryClient {
+  /** Runs before each HEAD of a tag. */
+  beforeHead?: (tag: string) => Promise<void>;
+  /** Runs after each successful PUT of a tag. */
+  afterPut?: (tag: string) => Promise<void>;
+  /** Tags whose PUT fails. */
+  readonly failing = new Set<string>();
+
+  override async headManifest(ref: string | ImageReference) {
+    const tag = typeof ref === "string" ? undefined : ref.tag;
+    if (tag !== undefined) await this.beforeHead?.(tag);
+    return super.headManifest(ref);
+  }
+
+  override async putManifest(repository: string, reference: string, bytes: Buffer, type: string) {
+    if (this.failing.has(reference)) {
+      throw new Error(`PUT manifest ${reference}: refused (injected write failure)`);
+    }
+    const digest = await super.putManifest(repository, reference, bytes, type);
+    await this.afterPut?.(reference);
+    return digest;
+  }
+}
 
 describe("state store against Distribution 2.8", function () {
   this.timeout(60_000);
@@ -208,6 +240,193 @@ describe("state store against Distribution 2.8", function () {
         /move ring users to 2.0.0: no ring moved/,
       );
       assert.equal((await store.readRing("users")).release?.version, "1.0.0");
+    });
+  });
+
+  describe("GIVEN releases 1.0.0 to 4.0.0 of project cas, a hooked client, and another writer with its own client", () => {
+    let hooked: HookedClient;
+    let cas: StateStore;
+    /** Another writer (a promote by hand, another site) with a client of its own. */
+    let other: StateStore;
+    const r: Record<string, ReleaseRecord> = {};
+    const RINGS = ["ante", "developers", "testers", "users", "post"];
+    /** Every ring's release version, read from the registry by a client without hooks. */
+    const train = async () =>
+      Promise.all(RINGS.map(async (ring) => (await other.readRing(ring)).release?.version ?? "-"));
+    const put = async (...versions: string[]) => {
+      for (const [i, v] of versions.entries()) await other.moveRing(RINGS[i], v);
+    };
+
+    before(async () => {
+      hooked = new HookedClient({ dockerConfig: false, retryBaseMs: 10 });
+      const options = {
+        registry: registry().host,
+        project: "cas",
+        rings: ["developers", "testers", "users"],
+      };
+      cas = new StateStore({ ...options, client: hooked });
+      other = new StateStore({
+        ...options,
+        client: new RegistryClient({ dockerConfig: false, retryBaseMs: 10 }),
+      });
+      for (const v of ["1.0.0", "2.0.0", "3.0.0", "4.0.0"]) {
+        r[v] = await other.pushRelease({ version: v, services: { base: base1 } });
+      }
+    });
+
+    afterEach(() => {
+      hooked.beforeHead = undefined;
+      hooked.afterPut = undefined;
+      hooked.failing.clear();
+    });
+
+    it("WHEN another writer moves a ring between the plan's read and the move THEN the move fails naming the ring, the planned and the found release, and the other writer's release stays", async () => {
+      await put("4.0.0", "3.0.0", "2.0.0", "1.0.0", "1.0.0");
+      const planned = await cas.readRing("testers");
+      await other.promote("developers");
+      await assert.rejects(
+        cas.moveRing("testers", "4.0.0", { expected: planned.release?.digest ?? null }),
+        {
+          message:
+            "move ring testers to 4.0.0: no ring moved: ring testers moved since the move was planned: " +
+            `planned from release 2.0.0 (${r["2.0.0"].digest}), found at release 3.0.0 (${r["3.0.0"].digest})`,
+        },
+      );
+      assert.equal(
+        await client.resolveDigest(`${cas.releaseRepository}:ring-testers`),
+        r["3.0.0"].digest,
+      );
+      // A retry of the other writer's move is no conflict: the ring is where it wants it.
+      assert.deepEqual(
+        await cas.moveRing("testers", "3.0.0", { expected: planned.release?.digest ?? null }),
+        { ring: "testers", release: r["3.0.0"] },
+      );
+    });
+
+    it("WHEN another writer moves the target inside promote's window (after the check, before the compare) THEN promote fails and the other writer's release stays", async () => {
+      await put("4.0.0", "3.0.0", "2.0.0", "1.0.0", "1.0.0");
+      let reads = 0;
+      hooked.beforeHead = async (tag) => {
+        // Reads of ring-testers: promote's read, the check, then the compare.
+        if (tag === ringTag("testers") && ++reads === 3) await other.moveRing("testers", "1.0.0");
+      };
+      await assert.rejects(cas.promote("developers"), {
+        message:
+          "promote developers to testers: ring testers moved since the move was planned: " +
+          `planned from release 2.0.0 (${r["2.0.0"].digest}), found at release 1.0.0 (${r["1.0.0"].digest}); no ring moved`,
+      });
+      assert.deepEqual(await train(), ["4.0.0", "3.0.0", "1.0.0", "1.0.0", "1.0.0"]);
+    });
+
+    it("WHEN another writer moves the ring right after the move's write THEN the move reports that the other writer won", async () => {
+      await put("4.0.0", "3.0.0", "2.0.0", "1.0.0", "1.0.0");
+      hooked.afterPut = async (tag) => {
+        if (tag === ringTag("testers")) await other.moveRing("testers", "1.0.0");
+      };
+      await assert.rejects(cas.promote("developers"), {
+        message:
+          `promote developers to testers: ring testers was moved to release 3.0.0 (${r["3.0.0"].digest}), ` +
+          `but another writer moved it at the same time and won: it points at release 1.0.0 (${r["1.0.0"].digest})`,
+      });
+      assert.deepEqual(await train(), ["4.0.0", "3.0.0", "1.0.0", "1.0.0", "1.0.0"]);
+    });
+
+    it("WHEN the third move of a shift fails THEN the first two are rolled back and every ring is where it was", async () => {
+      await put("4.0.0", "3.0.0", "2.0.0", "1.0.0", "1.0.0");
+      // post already has users' release: the moves are users, testers, then developers.
+      hooked.failing.add(ringTag("developers"));
+      await assert.rejects(cas.shift(), {
+        message:
+          "shift: PUT manifest ring-developers: refused (injected write failure); rolled back: " +
+          `ring testers back to release 2.0.0 (${r["2.0.0"].digest}), ring users back to release 1.0.0 (${r["1.0.0"].digest})`,
+      });
+      assert.deepEqual(await train(), ["4.0.0", "3.0.0", "2.0.0", "1.0.0", "1.0.0"]);
+      hooked.failing.clear();
+      await cas.shift();
+      assert.deepEqual(await train(), ["4.0.0", "4.0.0", "3.0.0", "2.0.0", "1.0.0"]);
+    });
+
+    it("WHEN the train is unshifted THEN ante keeps the release prepared there and the first ring gets the second's", async () => {
+      await put("4.0.0", "3.0.0", "2.0.0", "1.0.0", "1.0.0");
+      const after = await cas.unshift();
+      assert.equal(
+        summary(after),
+        "ante=4.0.0 developers=2.0.0 testers=1.0.0 users=1.0.0 post=1.0.0",
+      );
+      assert.deepEqual(await train(), ["4.0.0", "2.0.0", "1.0.0", "1.0.0", "1.0.0"]);
+    });
+  });
+
+  describe("GIVEN the ring pointer's provider (components/ring/ringPointer.ts) and releases 1.0.0 to 3.0.0 of project pointer", () => {
+    let other: StateStore;
+    const r: Record<string, ReleaseRecord> = {};
+    let inputs: (version: string, expected?: string) => RingPointerInputs;
+    const ringAt = () => client.resolveDigest(`${other.releaseRepository}:ring-developers`);
+
+    before(async () => {
+      other = new StateStore({
+        registry: registry().host,
+        project: "pointer",
+        rings: ["developers"],
+        client,
+      });
+      for (const v of ["1.0.0", "2.0.0", "3.0.0"]) {
+        r[v] = await other.pushRelease({ version: v, services: { base: base1 } });
+      }
+      inputs = (version, expected) => ({
+        registry: registry().host,
+        project: "pointer",
+        rings: ["developers"],
+        ring: "developers",
+        version,
+        digest: r[version].digest,
+        ...(expected !== undefined ? { expected } : {}),
+      });
+    });
+
+    it("WHEN created on an empty ring THEN the ring points at the release", async () => {
+      await ringPointerProvider.create!(inputs("1.0.0"));
+      assert.equal(await ringAt(), r["1.0.0"].digest);
+    });
+
+    it("WHEN only the expected release differs THEN the diff shows no change", async () => {
+      const diff = await ringPointerProvider.diff!(
+        "id",
+        inputs("1.0.0"),
+        inputs("1.0.0", r["1.0.0"].digest),
+      );
+      assert.equal(diff.changes, false);
+    });
+
+    it("WHEN the ring was moved by another writer since the plan THEN the update fails naming the ring and both releases and the ring keeps the other writer's release", async () => {
+      await other.moveRing("developers", "3.0.0");
+      await assert.rejects(
+        ringPointerProvider.update!("id", inputs("1.0.0"), inputs("2.0.0", r["1.0.0"].digest)),
+        {
+          message:
+            "move ring developers to 2.0.0: no ring moved: ring developers moved since the move was planned: " +
+            `planned from release 1.0.0 (${r["1.0.0"].digest}), found at release 3.0.0 (${r["3.0.0"].digest})`,
+        },
+      );
+      assert.equal(await ringAt(), r["3.0.0"].digest);
+    });
+
+    it("WHEN the update was planned against the ring's release THEN it moves, and a retry of it is no conflict", async () => {
+      const planned = inputs("2.0.0", r["3.0.0"].digest);
+      await ringPointerProvider.update!("id", inputs("1.0.0"), planned);
+      assert.equal(await ringAt(), r["2.0.0"].digest);
+      await ringPointerProvider.update!("id", inputs("1.0.0"), planned);
+      assert.equal(await ringAt(), r["2.0.0"].digest);
+    });
+
+    it("WHEN the release's digest is not the one the update pushed THEN nothing moves", async () => {
+      const wrong = { ...inputs("3.0.0", r["2.0.0"].digest), digest: r["1.0.0"].digest };
+      await assert.rejects(ringPointerProvider.update!("id", inputs("2.0.0"), wrong), {
+        message:
+          `move ring developers to 3.0.0: release 3.0.0 is ${r["3.0.0"].digest} in the registry, ` +
+          `not ${r["1.0.0"].digest} as this update pushed it; no ring moved`,
+      });
+      assert.equal(await ringAt(), r["2.0.0"].digest);
     });
   });
 

@@ -9,6 +9,8 @@ import * as path from "node:path";
 import { parse, stringify } from "yaml";
 import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
 import { TestRepo } from "../../integration/helpers/git";
+import type { RegistryClient } from "../../../lib/registry";
+import { StateStore } from "../../../lib/state-store";
 
 const ROOT = path.resolve(__dirname, "../../..");
 const COPIED = [
@@ -49,6 +51,8 @@ export interface VersionRepo {
   readonly registry: string;
   /** Namespace of a site (environment namespace + ring). */
   namespace(environment: string, ring: string): string;
+  /** The state store of this copy's project and rings, through `client`. */
+  stateStore(client: RegistryClient): StateStore;
   /** The stack of a site, created on first use, in this copy's own state backend. */
   stack(site: string): Promise<Stack>;
   /** Writes a file of the copy (relative path) and commits it. */
@@ -86,6 +90,8 @@ export function makeVersionRepo(): VersionRepo {
     project: id,
     registry: config.registry,
     namespace: (environment, ring) => `${config.environments[environment].namespace}-${ring}`,
+    stateStore: (client) =>
+      new StateStore({ registry: config.registry, project: id, rings: config.rings, client }),
     stack(site) {
       let s = stacks.get(site);
       if (!s) {
