@@ -2,15 +2,21 @@
  * lib/kustomize.ts with the real Kustomize (`kubectl kustomize`, through lib/kubectl.ts's
  * renderOverlay): a site overlay written over the example application's `dev` overlay renders
  * to digest-pinned images in the site's namespace, labelled with site, ring and release on
- * object metadata only.
+ * object metadata only; the manifests of test/fixtures/manifests, which name images the way teams
+ * write them, render with every service's image by digest; and the planning step (prepareSite)
+ * refuses an overlay that names an image no service builds, before anything is built.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseAllDocuments } from "yaml";
+import { ConfigError } from "../../lib/config";
+import { imageNameOwners, serviceImagesOf } from "../../lib/dockerfile";
 import { renderOverlay } from "../../lib/kubectl";
-import { writeSiteOverlay, type SiteOverlay } from "../../lib/kustomize";
+import { pinnedImages, writeSiteOverlay, type SiteOverlay } from "../../lib/kustomize";
+import { prepareSite, readConfig } from "../../lib/site";
+import { useRegistry } from "./helpers/registry";
 
 const DEV = path.resolve(__dirname, "../../app/deploy/overlays/dev");
 const BACKEND = `sha256:${"a".repeat(64)}`;
@@ -191,5 +197,113 @@ describe("site overlay rendered by kubectl kustomize", function () {
       assert.equal(o.metadata.labels?.["gitops-rings.io/site"], "yes");
       assert.equal(o.metadata.labels?.["gitops-rings.io/ring"], "on");
     }
+  });
+});
+
+const FIXTURE = path.resolve(__dirname, "../fixtures/manifests");
+const API = `sha256:${"1".repeat(64)}`;
+const WORKER = `sha256:${"2".repeat(64)}`;
+
+/** Every container of the rendered objects as `<Kind>/<name> <field> <container>: <image>`. */
+function containers(objects: K8sObject[]): string[] {
+  type Spec = Record<string, { name: string; image: string }[] | undefined>;
+  return objects.flatMap((o) => {
+    const any = o as unknown as {
+      spec?: { template?: { spec?: Spec }; jobTemplate?: { spec: { template: { spec: Spec } } } };
+    };
+    const spec = any.spec?.jobTemplate?.spec.template.spec ?? any.spec?.template?.spec;
+    if (!spec) return [];
+    return ["initContainers", "containers"].flatMap((field) =>
+      (spec[field] ?? []).map((c) => `${o.kind}/${o.metadata.name} ${field} ${c.name}: ${c.image}`),
+    );
+  });
+}
+
+describe("manifests that name images the way teams write them (issue 7 item 14)", function () {
+  this.timeout(60_000);
+  let tmp: string;
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-manifests-"));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it("GIVEN <project>/<image>, the repository with a tag, the site registry's repository, an alias and the service name WHEN rendered THEN each is <repository>@<digest>, init containers and CronJobs included", async () => {
+    const { repo } = readConfig(FIXTURE, "site-registry-developers", {
+      "gitops-rings:ring": "developers",
+      "gitops-rings:environment": "site-registry",
+      "gitops-rings:registry": "127.0.0.1:5001",
+    });
+    const names = Object.fromEntries(imageNameOwners(serviceImagesOf(repo, "127.0.0.1:5001")));
+    const dir = writeSiteOverlay(path.join(tmp, "site-registry"), {
+      environmentOverlay: path.join(FIXTURE, "deploy/overlays/site-registry"),
+      namespace: "it-manifests",
+      site: "site-registry-developers",
+      ring: "developers",
+      release: "0.1.0",
+      images: pinnedImages(
+        {
+          api: { repository: "127.0.0.1:5001/ledger/api", digest: API },
+          worker: { repository: "127.0.0.1:5001/ledger/jobs/worker", digest: WORKER },
+        },
+        names,
+      ),
+    });
+    const api = `127.0.0.1:5001/ledger/api@${API}`;
+    const worker = `127.0.0.1:5001/ledger/jobs/worker@${WORKER}`;
+    assert.deepEqual(containers(await render(dir)).sort(), [
+      `CronJob/settle containers settle: ${worker}`,
+      `CronJob/settle initContainers wait: ${worker}`,
+      `Deployment/api containers api: ${api}`,
+      `Deployment/api containers sidecar: ${worker}`,
+      `Deployment/api initContainers migrate: ${api}`,
+      `Job/reports containers reports: ${worker}`,
+    ]);
+  });
+
+  describe("the planning step (prepareSite)", () => {
+    const registry = useRegistry();
+    const plan = (environment: string) =>
+      prepareSite({
+        root: FIXTURE,
+        stack: `${environment}-developers`,
+        config: readConfig(FIXTURE, `${environment}-developers`, {
+          "gitops-rings:ring": "developers",
+          "gitops-rings:environment": environment,
+          "gitops-rings:registry": registry().host,
+        }),
+        env: { GITOPS_RINGS_PLATFORM: "local" },
+      });
+    const catalog = async () =>
+      ((await (await fetch(`${registry().url}/v2/_catalog`)).json()) as { repositories: string[] })
+        .repositories;
+
+    it("GIVEN an overlay whose images are all services' WHEN planned THEN the plan builds both services and carries every accepted name", async () => {
+      const site = await plan("good");
+      assert.deepEqual(
+        site.services.map((s) => [s.service, s.action]),
+        [
+          ["api", "build"],
+          ["worker", "build"],
+        ],
+      );
+      assert.equal(site.imageNames?.["legacy.example.com/payments/worker"], "worker");
+      assert.equal(site.imageNames?.["ledger/api"], "api");
+      assert.equal(site.imageNames?.[`${registry().host}/ledger/jobs/worker`], "worker");
+    });
+
+    it("GIVEN an overlay with an image by tag that no service builds WHEN planned THEN it throws the overlay, object, container and image, and the registry got nothing", async () => {
+      await assert.rejects(plan("bad"), (err: unknown) => {
+        assert.ok(err instanceof ConfigError, `not a ConfigError: ${String(err)}`);
+        assert.equal(
+          err.message,
+          "deploy/overlays/bad: names images that are neither a service's nor pinned by digest " +
+            "(a site applies images by digest only; name a service's image by its service name, " +
+            "<project>/<image>, <registry>/<project>/<image> or an alias in gitops-rings.yaml, " +
+            'with any tag or none):\nDeployment/ledger-bad-developers/cache: container redis: "redis:7.4"',
+        );
+        return true;
+      });
+      assert.deepEqual(await catalog(), []);
+    });
   });
 });
