@@ -505,50 +505,37 @@ describe("lib/config: services.<name>.aliases (names the manifests use for an im
     );
   });
 
-  it("GIVEN an alias that is another service's repository THEN the error names the alias and both services", () => {
-    throwsConfig(
-      () =>
-        parseRepositoryConfig(
-          withServices(
-            "  api:\n    context: api\n" +
-              "  worker:\n    context: worker\n    aliases: [registry.example.com/ledger/api]\n",
-          ),
-          FILE,
-        ),
-      [
-        `${FILE}:10: services.worker.aliases[0]: "registry.example.com/ledger/api" names the images of both api and worker; a name in the manifests must name one service`,
-      ],
-    );
-  });
-
-  it("GIVEN two services with the same alias THEN the error names the alias and both services", () => {
-    throwsConfig(
-      () =>
-        parseRepositoryConfig(
-          withServices(
-            "  api:\n    context: api\n    aliases: [legacy/app]\n" +
-              "  worker:\n    context: worker\n    aliases: [legacy/app]\n",
-          ),
-          FILE,
-        ),
-      [
-        `${FILE}:11: services.worker.aliases[0]: "legacy/app" names the images of both api and worker; a name in the manifests must name one service`,
-      ],
-    );
-  });
-
-  it("GIVEN a service whose image is another service's name THEN the error names the image key and both services", () => {
-    throwsConfig(
-      () =>
-        parseRepositoryConfig(
-          withServices(
-            "  api:\n    context: api\n  web:\n    context: web\n    image: api-web\n  worker:\n    context: worker\n    image: web\n",
-          ),
-          FILE,
-        ),
-      [
-        `${FILE}:13: services.worker.image: "web" names the images of both web and worker; a name in the manifests must name one service`,
-      ],
-    );
-  });
+  const claimedTwice: [string, string, string, string][] = [
+    [
+      "an alias that is another service's repository",
+      "  api:\n    context: api\n" +
+        "  worker:\n    context: worker\n    aliases: [registry.example.com/ledger/api]\n",
+      '10: services.worker.aliases[0]: "registry.example.com/ledger/api"',
+      "api and worker",
+    ],
+    [
+      "two services with the same alias",
+      "  api:\n    context: api\n    aliases: [legacy/app]\n" +
+        "  worker:\n    context: worker\n    aliases: [legacy/app]\n",
+      '11: services.worker.aliases[0]: "legacy/app"',
+      "api and worker",
+    ],
+    [
+      "a service whose image is another service's name",
+      "  api:\n    context: api\n  web:\n    context: web\n    image: api-web\n" +
+        "  worker:\n    context: worker\n    image: web\n",
+      '13: services.worker.image: "web"',
+      "web and worker",
+    ],
+  ];
+  for (const [what, services, where, both] of claimedTwice) {
+    it(`GIVEN ${what} THEN the error names the key, the name and both services`, () => {
+      throwsConfig(
+        () => parseRepositoryConfig(withServices(services), FILE),
+        [
+          `${FILE}:${where} names the images of both ${both}; a name in the manifests must name one service`,
+        ],
+      );
+    });
+  }
 });
