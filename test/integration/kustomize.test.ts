@@ -16,6 +16,7 @@ import { imageNameOwners, serviceImagesOf } from "../../lib/dockerfile";
 import { renderOverlay } from "../../lib/kubectl";
 import { pinnedImages, writeSiteOverlay, type SiteOverlay } from "../../lib/kustomize";
 import { prepareSite, readConfig } from "../../lib/site";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { useRegistry } from "./helpers/registry";
 
 const DEV = path.resolve(__dirname, "../../app/deploy/overlays/dev");
@@ -305,5 +306,99 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
       });
       assert.deepEqual(await catalog(), []);
     });
+  });
+});
+
+/**
+ * A Pulumi project in a temp dir whose program declares a Site straight from a plan, so that
+ * its overlay reaches the deploy without the planning step's check, as an overlay changed
+ * between plan and deploy would.
+ */
+const BAD_SITE = { "gitops-rings:ring": "developers", "gitops-rings:environment": "bad" };
+
+function siteProject(dir: string, overlay: string): void {
+  const root = path.resolve(__dirname, "../..");
+  for (const entry of ["components", "lib", "package.json", "tsconfig.json"]) {
+    fs.cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
+  }
+  fs.symlinkSync(path.join(root, "node_modules"), path.join(dir, "node_modules"));
+  fs.writeFileSync(
+    path.join(dir, "Pulumi.yaml"),
+    "name: deploy-check\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n",
+  );
+  const plan = {
+    site: "bad-developers",
+    project: "ledger",
+    registry: "127.0.0.1:5001",
+    ring: "developers",
+    rings: ["developers"],
+    nextRing: "post",
+    environment: { name: "bad", overlay, namespace: "it-deploy-check" },
+    build: false,
+    builder: { kind: "buildctl", addr: "tcp://127.0.0.1:1" },
+    deployer: { kind: "kubectl" },
+    services: [],
+    release: { repository: "127.0.0.1:5001/ledger/release", action: "reuse", version: "0.1.0" },
+    deploy: {
+      release: "0.1.0",
+      images: Object.fromEntries(
+        ["api", "jobs/worker"].map((image) => [
+          image.replace("jobs/", ""),
+          { repository: `127.0.0.1:5001/ledger/${image}`, digest: API, sources: [], why: "test" },
+        ]),
+      ),
+    },
+    table: "",
+    imageNames: Object.fromEntries(
+      imageNameOwners(serviceImagesOf(readConfig(FIXTURE, "x", BAD_SITE).repo, "127.0.0.1:5001")),
+    ),
+  };
+  fs.writeFileSync(
+    path.join(dir, "index.ts"),
+    `import { Site } from "./components/site/site";\n` +
+      `new Site("bad-developers", { plan: ${JSON.stringify(plan)} as never });\n`,
+  );
+}
+
+describe("the deploy's second check (a Pulumi update with the local platform's applier)", function () {
+  this.timeout(300_000);
+  let tmp: string;
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-deploy-check-"));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it("GIVEN an overlay with an image by tag that reaches the deploy WHEN updated THEN the update fails with the message alone: no stack trace, no 'error serializing property'", async () => {
+    const project = path.join(tmp, "project");
+    fs.mkdirSync(project);
+    siteProject(project, path.join(FIXTURE, "deploy/overlays/bad"));
+    const state = path.join(tmp, "state");
+    fs.mkdirSync(state);
+    const stack = await LocalWorkspace.createOrSelectStack(
+      { stackName: "bad-developers", workDir: project },
+      {
+        envVars: {
+          PULUMI_BACKEND_URL: `file://${state}`,
+          PULUMI_CONFIG_PASSPHRASE: "deploy-check",
+          GITOPS_RINGS_PLATFORM: "local",
+        },
+      },
+    );
+    let output = "";
+    await assert.rejects(stack.up({ onOutput: (o) => (output += o) }), (err: Error) => {
+      output += err.message;
+      return true;
+    });
+    assert.match(
+      output,
+      /error: refusing to apply manifests with images that are neither a service's nor pinned by digest/,
+    );
+    // Only the image no service builds: every name of a service's image was pinned.
+    assert.match(
+      output,
+      /with any tag or none\):\n\s*Deployment\/it-deploy-check\/cache: container redis: "redis:7\.4"\n(?!\s*(Deployment|CronJob)\/)/,
+    );
+    assert.doesNotMatch(output, /error serializing property/);
+    assert.doesNotMatch(output, /^\s+at .+:\d+:\d+\)?$/m, "no stack frame");
   });
 });
