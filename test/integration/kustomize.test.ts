@@ -202,6 +202,16 @@ describe("site overlay rendered by kubectl kustomize", function () {
 });
 
 const FIXTURE = path.resolve(__dirname, "../fixtures/manifests");
+
+/** Mocha hooks: a temp dir made before the suite's tests and removed after them. */
+function useTmpDir(prefix: string): () => string {
+  let dir = "";
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return () => dir;
+}
 const API = `sha256:${"1".repeat(64)}`;
 const WORKER = `sha256:${"2".repeat(64)}`;
 
@@ -222,11 +232,7 @@ function containers(objects: K8sObject[]): string[] {
 
 describe("manifests that name images the way teams write them (issue 7 item 14)", function () {
   this.timeout(60_000);
-  let tmp: string;
-  before(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-manifests-"));
-  });
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const tmp = useTmpDir("gitops-rings-manifests-");
 
   it("GIVEN <project>/<image>, the repository with a tag, the site registry's repository, an alias and the service name WHEN rendered THEN each is <repository>@<digest>, init containers and CronJobs included", async () => {
     const { repo } = readConfig(FIXTURE, "site-registry-developers", {
@@ -235,7 +241,7 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
       "gitops-rings:registry": "127.0.0.1:5001",
     });
     const names = Object.fromEntries(imageNameOwners(serviceImagesOf(repo, "127.0.0.1:5001")));
-    const dir = writeSiteOverlay(path.join(tmp, "site-registry"), {
+    const dir = writeSiteOverlay(path.join(tmp(), "site-registry"), {
       environmentOverlay: path.join(FIXTURE, "deploy/overlays/site-registry"),
       namespace: "it-manifests",
       site: "site-registry-developers",
@@ -362,17 +368,13 @@ function siteProject(dir: string, overlay: string): void {
 
 describe("the deploy's second check (a Pulumi update with the local platform's applier)", function () {
   this.timeout(300_000);
-  let tmp: string;
-  before(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-deploy-check-"));
-  });
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const tmp = useTmpDir("gitops-rings-deploy-check-");
 
   it("GIVEN an overlay with an image by tag that reaches the deploy WHEN updated THEN the update fails with the message alone: no stack trace, no 'error serializing property'", async () => {
-    const project = path.join(tmp, "project");
+    const project = path.join(tmp(), "project");
     fs.mkdirSync(project);
     siteProject(project, path.join(FIXTURE, "deploy/overlays/bad"));
-    const state = path.join(tmp, "state");
+    const state = path.join(tmp(), "state");
     fs.mkdirSync(state);
     const stack = await LocalWorkspace.createOrSelectStack(
       { stackName: "bad-developers", workDir: project },
