@@ -17,6 +17,22 @@ const stack = pulumi.getStack();
  */
 const EXIT_AFTER_LOGGED_ERROR = 32;
 
+/**
+ * Renders a Kustomize directory with the kubernetes provider's kustomize, the one
+ * `kustomize.v2.Directory` applies with, so that the planning step checks the images of the
+ * objects the provider path deploys (lib/site.ts; the local platform renders with kubectl).
+ */
+async function renderWithProvider(directory: string): Promise<readonly unknown[]> {
+  // Imported here: the local platform has no kubernetes provider and never calls this.
+  const { yaml } = await import("@pulumi/kubernetes");
+  const out = await pulumi.runtime.invoke(
+    "kubernetes:kustomize:directory",
+    { directory },
+    yaml.getInvokeOpts(),
+  );
+  return (out as { result?: unknown[] }).result ?? [];
+}
+
 async function planSite(): Promise<SitePlan> {
   try {
     // Bad config fails first, before anything is read from the registry or created
@@ -32,6 +48,7 @@ async function planSite(): Promise<SitePlan> {
       stack,
       config,
       previous,
+      renderOverlay: renderWithProvider,
     });
   } catch (err) {
     await pulumi.log.error(err instanceof Error ? err.message : String(err));

@@ -153,6 +153,12 @@ export interface ServiceConfig {
   readonly sources: readonly SourceConfig[];
   /** Extra image labels (DESIGN.md, "Labels on every image"). @default {} */
   readonly labels: Readonly<Record<string, string>>;
+  /**
+   * Further names by which the manifests name this service's image, without tag or digest
+   * (e.g. `ledger/api`, `registry.example.com/ledger/api`), beside those every service has
+   * (see {@link serviceImageNames}). No name may belong to two services. Absent when not given.
+   */
+  readonly aliases?: readonly string[];
 }
 
 /** An environment: a Kustomize overlay and the namespace it is applied in (DESIGN.md). */
@@ -181,6 +187,7 @@ export interface EnvironmentConfig {
  *   backend:
  *     context: app/services/backend
  *     sources: [{ name: backend, url: https://example.com/backend.git, branch: main }]
+ *     aliases: [ledger/api]   # optional: further names the manifests use for the image
  * ```
  */
 export interface RepositoryConfig {
@@ -333,9 +340,11 @@ export const RELEASE = "release";
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
 const REPOSITORY = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
-const REGISTRY = new RegExp(
-  `^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\\[[0-9A-Fa-f:.]+\\])(?::[0-9]{1,5})?(?:/${PATH_COMPONENT})*$`,
-);
+const HOST =
+  "(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\\[[0-9A-Fa-f:.]+\\])(?::[0-9]{1,5})?";
+const REGISTRY = new RegExp(`^${HOST}(?:/${PATH_COMPONENT})*$`);
+/** An image name without tag or digest: `[host[:port]/]path`, as manifests write it. */
+const IMAGE_NAME = new RegExp(`^(?:${HOST}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const COMMIT = /^(?:[a-f0-9]{40}|[a-f0-9]{64})$/;
@@ -389,6 +398,10 @@ const repositorySchema = text(
   (v) => REPOSITORY.test(v),
   "is not a repository path (lowercase letters, digits, '.', '_', '-', separated by '/')",
 );
+const imageNameSchema = text(
+  (v) => IMAGE_NAME.test(v),
+  "is not an image name without tag or digest (e.g. ledger/api, registry.example.com/ledger/api)",
+);
 const relativePathSchema = text(isRelativePath, "is not a relative path inside the repository");
 const branchSchema = text((v) => BRANCH.test(v), "is not a branch name");
 const commitSchema = text((v) => COMMIT.test(v), "is not a full commit id (40 or 64 hex)");
@@ -437,6 +450,7 @@ const serviceSchema = strictObject({
   platforms: z.array(platformSchema).min(1).optional(),
   sources: z.array(sourceSchema).optional(),
   labels: z.record(z.string().min(1), z.string()).optional(),
+  aliases: z.array(imageNameSchema).optional(),
 });
 
 const environmentSchema = strictObject({ overlay: relativePathSchema, namespace: nameSchema });
@@ -665,7 +679,8 @@ export function loadRepositoryConfig(file: string): RepositoryConfig {
 /**
  * Validates the text of a version repository file (DESIGN.md; seeds 000 and 001): the shape of
  * {@link RepositoryConfig}, strict (unknown keys are errors); ring names are unique and never
- * `ante` or `post`; no service is named `release`; image names are unique; a service's
+ * `ante` or `post`; no service is named `release`; image names are unique, and so is every
+ * name by which manifests name a service's image ({@link serviceImageNames}); a service's
  * `source` names one of its sources, whose `path` is then not allowed; source names and paths
  * are unique within a service; image labels do not set the labels the program owns.
  * @param content the YAML text.
@@ -728,7 +743,14 @@ export function parseRepositoryConfig(content: string, file: string): Repository
         path: path.posix.normalize(src.path ?? src.name),
       })),
       labels: sortedRecord(s.labels ?? {}),
+      ...(s.aliases !== undefined ? { aliases: [...new Set(s.aliases)] } : {}),
     };
+  }
+  const claims = nameClaimProblems(services, raw.project, [raw.registry]);
+  if (claims.length > 0) {
+    throw new ConfigError(
+      claims.map((c) => ({ file, line: lineOf(c.key), key: keyPath(c.key), message: c.message })),
+    );
   }
 
   const environments: Record<string, EnvironmentConfig> = {};
@@ -746,6 +768,66 @@ export function parseRepositoryConfig(content: string, file: string): Repository
     environments,
     services,
   };
+}
+
+/**
+ * Every name by which manifests (and Dockerfiles) may name a service's image, without tag or
+ * digest: the service name, the image name, `<project>/<image>`, `<registry>/<project>/<image>`
+ * for each registry, and the service's {@link ServiceConfig.aliases}. README, "The version
+ * repository"; lib/dockerfile.ts matchServiceImage and lib/kustomize.ts pinnedImages use them.
+ * @param service the service (its name, image and aliases).
+ * @param project the project: the path under the registry.
+ * @param registries the repository's registry and a site's override, `host[:port][/prefix]`.
+ * @returns the names, unique, in the order above.
+ */
+export function serviceImageNames(
+  service: Pick<ServiceConfig, "name" | "image" | "aliases">,
+  project: string,
+  registries: readonly string[],
+): string[] {
+  const repository = `${project}/${service.image}`;
+  return [
+    ...new Set([
+      service.name,
+      service.image,
+      repository,
+      ...registries.map((registry) => `${registry}/${repository}`),
+      ...(service.aliases ?? []),
+    ]),
+  ];
+}
+
+/**
+ * Names of images that two services claim (one name, one service: a manifest's image must
+ * say which service it is), each at the key that gives the name: an alias when one side has it
+ * as an alias, else the later service's `image`.
+ */
+function nameClaimProblems(
+  services: Readonly<Record<string, ServiceConfig>>,
+  project: string,
+  registries: readonly string[],
+): { key: PropertyKey[]; message: string }[] {
+  const owners = new Map<string, ServiceConfig>();
+  const problems: { key: PropertyKey[]; message: string }[] = [];
+  for (const service of Object.values(services)) {
+    for (const name of serviceImageNames(service, project, registries)) {
+      const owner = owners.get(name);
+      if (owner === undefined) {
+        owners.set(name, service);
+        continue;
+      }
+      const alias = [service, owner].find((s) => s.aliases?.includes(name));
+      problems.push({
+        key: alias
+          ? ["services", alias.name, "aliases", (alias.aliases ?? []).indexOf(name)]
+          : ["services", service.name, "image"],
+        message:
+          `${showValue(name)} names the images of both ${owner.name} and ${service.name}; ` +
+          `a name in the manifests must name one service`,
+      });
+    }
+  }
+  return problems;
 }
 
 const isMap = (x: unknown): x is Record<string, unknown> =>

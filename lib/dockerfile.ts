@@ -10,7 +10,10 @@
  * A stage is built FROM a service's image when its FROM image, after ARG substitution, is
  *
  * 1. the bare service name or its image name, without tag or digest: `FROM base`; or
- * 2. `<registry>/<project>/<image>` with any tag or none: `FROM 127.0.0.1:5001/example/base:1.2.0`.
+ * 2. `<project>/<image>`, `<registry>/<project>/<image>` or one of the service's `aliases` in
+ *    gitops-rings.yaml, with any tag or none: `FROM 127.0.0.1:5001/example/base:1.2.0`.
+ *
+ * These are the names manifests use too (lib/config.ts serviceImageNames, lib/kustomize.ts).
  *
  * The recommended form is a global ARG whose default is the service name:
  *
@@ -57,7 +60,12 @@ import {
   Onbuild,
   Run,
 } from "dockerfile-ast";
-import { ConfigError, type ConfigProblem, type RepositoryConfig } from "./config";
+import {
+  ConfigError,
+  serviceImageNames,
+  type ConfigProblem,
+  type RepositoryConfig,
+} from "./config";
 
 /** How the Dockerfile can name the images of the project's services. */
 export interface ServiceImages {
@@ -67,6 +75,8 @@ export interface ServiceImages {
   readonly project: string;
   /** Each service's image name, by service name. */
   readonly images: Readonly<Record<string, string>>;
+  /** Each service's further names (`services.<name>.aliases`), by service name. @default {} */
+  readonly aliases?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** Options for reading a Dockerfile. */
@@ -180,10 +190,33 @@ const BUILD_PLATFORM_ARGS = ["BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARI
  */
 export function serviceImagesOf(repo: RepositoryConfig, registry?: string): ServiceImages {
   const images: Record<string, string> = {};
-  for (const [name, s] of Object.entries(repo.services)) images[name] = s.image;
+  const aliases: Record<string, readonly string[]> = {};
+  for (const [name, s] of Object.entries(repo.services)) {
+    images[name] = s.image;
+    if (s.aliases) aliases[name] = s.aliases;
+  }
   const registries =
     registry && registry !== repo.registry ? [repo.registry, registry] : [repo.registry];
-  return { registries, project: repo.project, images };
+  return { registries, project: repo.project, images, aliases };
+}
+
+/**
+ * Every name by which a Dockerfile or a manifest may name a service's image, without tag or
+ * digest (lib/config.ts serviceImageNames), mapped to the service. The repository config
+ * rejects a name two services claim; were one claimed anyway (through a site's registry
+ * override), the first service in name order keeps it.
+ * @param services the project's service images.
+ * @returns name → service name.
+ */
+export function imageNameOwners(services: ServiceImages): Map<string, string> {
+  const owners = new Map<string, string>();
+  for (const name of Object.keys(services.images).sort()) {
+    const service = { name, image: services.images[name], aliases: services.aliases?.[name] };
+    for (const n of serviceImageNames(service, services.project, services.registries)) {
+      if (!owners.has(n)) owners.set(n, name);
+    }
+  }
+  return owners;
 }
 
 /**
@@ -195,19 +228,14 @@ export function serviceImagesOf(repo: RepositoryConfig, registry?: string): Serv
  */
 export function matchServiceImage(ref: string, services: ServiceImages): string | undefined {
   if (ref.includes("@")) return undefined;
-  const names = Object.keys(services.images).sort();
-  for (const name of names) {
-    if (ref === name || ref === services.images[name]) return name;
-  }
-  for (const registry of services.registries) {
-    const prefix = `${registry}/${services.project}/`;
-    if (!ref.startsWith(prefix)) continue;
-    const rest = ref.slice(prefix.length);
-    const colon = rest.lastIndexOf(":");
-    const image = colon > rest.lastIndexOf("/") ? rest.slice(0, colon) : rest;
-    for (const name of names) if (services.images[name] === image) return name;
-  }
-  return undefined;
+  const owners = imageNameOwners(services);
+  const exact = owners.get(ref);
+  if (exact !== undefined) return exact;
+  // A tag is allowed on names with a path (`example/base:1.2.0`), not on bare ones (`node:22`).
+  const colon = ref.lastIndexOf(":");
+  if (colon <= ref.lastIndexOf("/")) return undefined;
+  const name = ref.slice(0, colon);
+  return name.includes("/") ? owners.get(name) : undefined;
 }
 
 /** How a build pins the services it references to their digests (DESIGN.md invariant 7). */

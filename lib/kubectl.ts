@@ -95,14 +95,21 @@ export function objectKey(o: ObjectRef): string {
  * for every Deployment, then deletes the objects of `previous` that `manifests` no longer has.
  * @param manifests multi-document YAML, as {@link renderOverlay} returns it.
  * @returns the identities of the applied objects (to pass as `previous` next time).
- * @throws Error naming the kubectl command and its message when the API server refuses or a
- *   rollout does not complete in time.
+ * @throws Error listing every container whose image is not pinned by digest (DESIGN.md
+ *   invariant 4), before anything is applied; Error naming the kubectl command and its message
+ *   when the API server refuses or a rollout does not complete in time.
  */
 export async function applyManifests(
   manifests: string,
   previous: readonly ObjectRef[],
   opts: KubectlOptions = {},
 ): Promise<ObjectRef[]> {
+  // The second line of defence of invariant 4 (the planning step checks first): refuse before
+  // anything is applied. Thrown here, in the applier, the update shows this message alone.
+  const byTag = imagesNotByDigest(manifests);
+  if (byTag.length > 0) {
+    throw new Error(`refusing to apply manifests with ${imagesNotByDigestMessage(byTag)}`);
+  }
   const objects = objectRefs(manifests);
   await kubectl(
     opts,
@@ -164,6 +171,7 @@ type PodSpec = Partial<
 interface Workload {
   readonly kind?: string;
   readonly metadata?: { readonly name?: string; readonly namespace?: string };
+  readonly template?: { readonly spec?: PodSpec };
   readonly spec?: PodSpec & {
     readonly template?: { readonly spec?: PodSpec };
     readonly jobTemplate?: { readonly spec?: { readonly template?: { readonly spec?: PodSpec } } };
@@ -173,30 +181,59 @@ interface Workload {
 /** The pod spec of a workload object, wherever its kind keeps it. */
 function podSpecOf(o: Workload): PodSpec | undefined {
   if (o.kind === "Pod") return o.spec;
+  if (o.kind === "PodTemplate") return o.template?.spec;
   if (o.kind === "CronJob") return o.spec?.jobTemplate?.spec?.template?.spec;
   return o.spec?.template?.spec;
 }
 
+const CONTAINER_FIELDS = {
+  initContainers: "init container",
+  containers: "container",
+  ephemeralContainers: "ephemeral container",
+} as const;
+
 /**
- * Every container image in a multi-document YAML stream that is not referenced by digest
- * (`name@sha256:<64 hex>`), as `<Kind>/<namespace>/<name>: container <c>: "<image>"`. A site
- * applies images by digest only (DESIGN.md invariant 4); an image the environment's overlay
- * names by tag, which no service pins, shows up here.
+ * Every container image that is not referenced by digest (`name@sha256:<64 hex>`), as
+ * `<Kind>/<namespace>/<name>: <init |ephemeral |>container <c>: "<image>"`: containers, init
+ * and ephemeral containers of Pods, PodTemplates, CronJobs' job templates and every kind with a
+ * pod template (Deployment, StatefulSet, DaemonSet, Job, ReplicaSet, custom kinds). A site
+ * applies images by digest only (DESIGN.md invariant 4); after the site's overlay pinned every
+ * service's image, an image here is one no service builds.
+ * @param manifests a multi-document YAML stream, or the objects themselves.
+ * @returns one line per container, in stream order.
  */
-export function imagesNotByDigest(yaml: string): string[] {
+export function imagesNotByDigest(manifests: string | readonly unknown[]): string[] {
+  const objects =
+    typeof manifests === "string"
+      ? parseAllDocuments(manifests).map((d) => d.toJS() as unknown)
+      : manifests;
   const found: string[] = [];
-  for (const doc of parseAllDocuments(yaml)) {
-    const o = doc.toJS() as Workload | null;
+  for (const o of objects as (Workload | null)[]) {
     const spec = o && typeof o === "object" ? podSpecOf(o) : undefined;
     if (!o || !spec) continue;
-    for (const field of ["initContainers", "containers", "ephemeralContainers"] as const) {
+    for (const [field, what] of Object.entries(CONTAINER_FIELDS) as [keyof PodSpec, string][]) {
       for (const c of spec[field] ?? []) {
         if (!/@sha256:[a-f0-9]{64}$/.test(String(c.image))) {
           const where = `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name}`;
-          found.push(`${where}: container ${c.name}: ${JSON.stringify(c.image)}`);
+          found.push(`${where}: ${what} ${c.name}: ${JSON.stringify(c.image)}`);
         }
       }
     }
   }
   return found;
+}
+
+/**
+ * The error text for containers whose image is not pinned by digest, shared by the planning
+ * step (lib/site.ts) and {@link applyManifests}.
+ * @param found lines as {@link imagesNotByDigest} returns them (at least one).
+ * @returns what is wrong, how to name a service's image, then one line per container.
+ */
+export function imagesNotByDigestMessage(found: readonly string[]): string {
+  return (
+    `images that are neither a service's nor pinned by digest (a site applies images by digest ` +
+    `only; name a service's image by its service name, <project>/<image>, ` +
+    `<registry>/<project>/<image> or an alias in gitops-rings.yaml, with any tag or none):\n` +
+    found.join("\n")
+  );
 }

@@ -5,8 +5,9 @@
  * component, which only wires resources.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, parseAllDocuments } from "yaml";
 import {
   CONFIG_NAMESPACE,
   ConfigError,
@@ -25,10 +26,13 @@ import { assembleContext } from "./context";
 import { computeRevisionInput } from "./revision";
 import {
   ServiceTriggers,
+  imageNameOwners,
   referencePins,
   serviceImagesOf,
   type DockerfileInfo,
 } from "./dockerfile";
+import { imagesNotByDigest, imagesNotByDigestMessage, renderOverlay } from "./kubectl";
+import { pinnedImages, writeSiteOverlay, type ServiceDigest } from "./kustomize";
 import { checkout, resolveBranch } from "./git";
 import type { ImageLabelInput } from "./labels";
 import { formatPlan, planRelease, type PlanReason, type PlanServiceInput } from "./plan";
@@ -155,6 +159,12 @@ export interface SitePlan {
   };
   /** The release plan as a table (lib/plan.ts formatPlan). */
   readonly table: string;
+  /**
+   * Every name the manifests may use for a service's image (service name, `<project>/<image>`,
+   * `<registry>/<project>/<image>`, aliases) mapped to the service (lib/dockerfile.ts
+   * imageNameOwners). @default each service's own name only
+   */
+  readonly imageNames?: Readonly<Record<string, string>>;
 }
 
 /** Where a previous update of this stack left its image resources (the `builtImages` output). */
@@ -175,7 +185,16 @@ export interface PrepareOptions {
   /** Environment: `GITOPS_RINGS_PLATFORM`, `BUILDKIT_HOST`, `KUBECONFIG`, `GITOPS_RINGS_BUILDX_BUILDER`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly client?: RegistryClient;
+  /**
+   * How the planning step renders the site's overlay on the `kubernetes` deployer (index.ts
+   * passes the kubernetes provider's kustomize). The local platform's `kubectl` deployer always
+   * uses `kubectl kustomize`. @default `kubectl kustomize`
+   */
+  readonly renderOverlay?: OverlayRenderer;
 }
+
+/** Renders a Kustomize directory into its objects. */
+export type OverlayRenderer = (dir: string) => Promise<readonly unknown[]>;
 
 /** The file names used in error messages, relative to the repository root. */
 export const REPOSITORY_FILE = "gitops-rings.yaml";
@@ -347,10 +366,70 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
       namespace: siteNamespace(environment.namespace, site.ring),
     },
     ...platformOf(env),
+    imageNames: Object.fromEntries(imageNameOwners(serviceImagesOf(repo, site.registry))),
   };
-  return site.build
-    ? planBuild(options, repo, site, store, base)
-    : planDeploy(repo, site, store, client, base);
+  const plan = site.build
+    ? await planBuild(options, repo, site, store, base)
+    : await planDeploy(repo, site, store, client, base);
+  await checkManifestImages(plan, options);
+  return plan;
+}
+
+/**
+ * The digest the planning step gives the images this update builds: their digests are known
+ * only once built, and any valid digest shows whether the manifests name them by digest.
+ */
+const NOT_BUILT_YET = `sha256:${"0".repeat(64)}`;
+
+/**
+ * Renders the site's overlay as the deploy will, before anything is built or pushed
+ * (DESIGN.md invariants 4 and 6): every service's image pinned by digest under every name
+ * teams write (lib/kustomize.ts pinnedImages), images the update builds with a placeholder
+ * digest. Rendered with `kubectl kustomize` on the local platform, else with
+ * {@link PrepareOptions.renderOverlay}.
+ * @throws {ConfigError} naming the environment's overlay and, per container whose image is
+ *   neither a service's nor by digest, its object, container and image.
+ */
+async function checkManifestImages(plan: SitePlan, options: PrepareOptions): Promise<void> {
+  const images: Record<string, ServiceDigest> = plan.build
+    ? Object.fromEntries(
+        plan.services.map((s) => [
+          s.service,
+          { repository: s.repository, digest: s.digest ?? NOT_BUILT_YET },
+        ]),
+      )
+    : { ...plan.deploy.images };
+  const render: OverlayRenderer =
+    plan.deployer.kind === "kubernetes" && options.renderOverlay
+      ? options.renderOverlay
+      : async (dir) => {
+          const kubeconfig =
+            plan.deployer.kind === "kubectl" ? plan.deployer.kubeconfig : undefined;
+          const { yaml } = await renderOverlay(dir, kubeconfig ? { kubeconfig } : {});
+          return parseAllDocuments(yaml).map((d) => d.toJS() as unknown);
+        };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-plan-"));
+  try {
+    writeSiteOverlay(dir, {
+      environmentOverlay: plan.environment.overlay,
+      namespace: plan.environment.namespace,
+      site: plan.site,
+      ring: plan.ring,
+      release: plan.build ? plan.release.version : (plan.deploy.release ?? ""),
+      images: pinnedImages(images, plan.imageNames),
+    });
+    const found = imagesNotByDigest(await render(dir));
+    if (found.length > 0) {
+      throw new ConfigError([
+        {
+          file: path.relative(options.root, plan.environment.overlay) || ".",
+          message: `names ${imagesNotByDigestMessage(found)}`,
+        },
+      ]);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 type PlanBase = Omit<SitePlan, "build" | "services" | "release" | "deploy" | "table">;

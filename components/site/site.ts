@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { imageLabels, releaseLabels } from "../../lib/labels";
 import { revisionOf } from "../../lib/revision";
-import { writeSiteOverlay, type PinnedImage } from "../../lib/kustomize";
+import { pinnedImages, writeSiteOverlay } from "../../lib/kustomize";
 import type { SitePlan, ServiceStep } from "../../lib/site";
 import type { ImageRecord } from "../../lib/types";
 import { Release } from "../release/release";
@@ -261,12 +261,17 @@ export class Site extends pulumi.ComponentResource {
   ): k8s.kustomize.v2.Directory | KubectlApply {
     const dir = path.resolve(overlayDir ?? path.join(".gitops-rings", "sites", plan.site));
     const images = this.services.apply((services) =>
-      // Every service is pinned; Kustomize leaves entries no container names (a base image) unused.
-      Object.entries(services).map(([service, s]): PinnedImage => ({
-        name: service,
-        newName: s.ref.slice(0, s.ref.indexOf("@")),
-        digest: s.digest,
-      })),
+      // Every service is pinned under every name teams write for it (the planning step rendered
+      // the same overlay); Kustomize leaves entries no container names (a base image) unused.
+      pinnedImages(
+        Object.fromEntries(
+          Object.entries(services).map(([service, s]) => [
+            service,
+            { repository: s.ref.slice(0, s.ref.indexOf("@")), digest: s.digest },
+          ]),
+        ),
+        plan.imageNames,
+      ),
     );
     const overlay = pulumi.all([images, this.release]).apply(([pinned, release]) => ({
       environmentOverlay: plan.environment.overlay,
@@ -278,20 +283,14 @@ export class Site extends pulumi.ComponentResource {
     }));
     if (plan.deployer.kind === "kubectl") {
       const kubeconfig = plan.deployer.kubeconfig;
+      // The planning step checked the rendered images (lib/site.ts). The second check is the
+      // applier's (lib/kubectl.ts applyManifests), inside KubectlApply: an error thrown here,
+      // in an apply whose value is a resource input, would reach the user as `error serializing
+      // property "manifests"` with a stack trace; the provider's error is the message alone.
       const manifests = overlay.apply(async (o) => {
         writeSiteOverlay(dir, o);
-        const { renderOverlay, imagesNotByDigest } = await import("../../lib/kubectl");
-        const { yaml } = await renderOverlay(dir, { kubeconfig });
-        const byTag = imagesNotByDigest(yaml);
-        if (byTag.length > 0) {
-          throw new pulumi.ResourceError(
-            `site ${plan.site}: ${plan.environment.overlay} names images that are not pinned by digest ` +
-              `(a site applies images by digest only; name a service's image by the service name):\n` +
-              byTag.join("\n"),
-            this,
-          );
-        }
-        return yaml;
+        const { renderOverlay } = await import("../../lib/kubectl");
+        return (await renderOverlay(dir, { kubeconfig })).yaml;
       });
       return new KubectlApply(`${name}-apply`, { manifests, kubeconfig }, { parent: this });
     } else {

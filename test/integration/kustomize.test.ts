@@ -2,15 +2,22 @@
  * lib/kustomize.ts with the real Kustomize (`kubectl kustomize`, through lib/kubectl.ts's
  * renderOverlay): a site overlay written over the example application's `dev` overlay renders
  * to digest-pinned images in the site's namespace, labelled with site, ring and release on
- * object metadata only.
+ * object metadata only; the manifests of test/fixtures/manifests, which name images the way teams
+ * write them, render with every service's image by digest; and the planning step (prepareSite)
+ * refuses an overlay that names an image no service builds, before anything is built.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseAllDocuments } from "yaml";
+import { ConfigError } from "../../lib/config";
+import { imageNameOwners, serviceImagesOf } from "../../lib/dockerfile";
 import { renderOverlay } from "../../lib/kubectl";
-import { writeSiteOverlay, type SiteOverlay } from "../../lib/kustomize";
+import { pinnedImages, writeSiteOverlay, type SiteOverlay } from "../../lib/kustomize";
+import { prepareSite, readConfig } from "../../lib/site";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { useRegistry } from "./helpers/registry";
 
 const DEV = path.resolve(__dirname, "../../app/deploy/overlays/dev");
 const BACKEND = `sha256:${"a".repeat(64)}`;
@@ -191,5 +198,209 @@ describe("site overlay rendered by kubectl kustomize", function () {
       assert.equal(o.metadata.labels?.["gitops-rings.io/site"], "yes");
       assert.equal(o.metadata.labels?.["gitops-rings.io/ring"], "on");
     }
+  });
+});
+
+const FIXTURE = path.resolve(__dirname, "../fixtures/manifests");
+
+/** Mocha hooks: a temp dir made before the suite's tests and removed after them. */
+function useTmpDir(prefix: string): () => string {
+  let dir = "";
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return () => dir;
+}
+const API = `sha256:${"1".repeat(64)}`;
+const WORKER = `sha256:${"2".repeat(64)}`;
+
+/** Every container of the rendered objects as `<Kind>/<name> <field> <container>: <image>`. */
+function containers(objects: K8sObject[]): string[] {
+  type Spec = Record<string, { name: string; image: string }[] | undefined>;
+  return objects.flatMap((o) => {
+    const any = o as unknown as {
+      spec?: { template?: { spec?: Spec }; jobTemplate?: { spec: { template: { spec: Spec } } } };
+    };
+    const spec = any.spec?.jobTemplate?.spec.template.spec ?? any.spec?.template?.spec;
+    if (!spec) return [];
+    return ["initContainers", "containers"].flatMap((field) =>
+      (spec[field] ?? []).map((c) => `${o.kind}/${o.metadata.name} ${field} ${c.name}: ${c.image}`),
+    );
+  });
+}
+
+describe("manifests that name images the way teams write them (issue 7 item 14)", function () {
+  this.timeout(60_000);
+  const tmp = useTmpDir("gitops-rings-manifests-");
+
+  it("GIVEN <project>/<image>, the repository with a tag, the site registry's repository, an alias and the service name WHEN rendered THEN each is <repository>@<digest>, init containers and CronJobs included", async () => {
+    const { repo } = readConfig(FIXTURE, "site-registry-developers", {
+      "gitops-rings:ring": "developers",
+      "gitops-rings:environment": "site-registry",
+      "gitops-rings:registry": "127.0.0.1:5001",
+    });
+    const names = Object.fromEntries(imageNameOwners(serviceImagesOf(repo, "127.0.0.1:5001")));
+    const dir = writeSiteOverlay(path.join(tmp(), "site-registry"), {
+      environmentOverlay: path.join(FIXTURE, "deploy/overlays/site-registry"),
+      namespace: "it-manifests",
+      site: "site-registry-developers",
+      ring: "developers",
+      release: "0.1.0",
+      images: pinnedImages(
+        {
+          api: { repository: "127.0.0.1:5001/ledger/api", digest: API },
+          worker: { repository: "127.0.0.1:5001/ledger/jobs/worker", digest: WORKER },
+        },
+        names,
+      ),
+    });
+    const api = `127.0.0.1:5001/ledger/api@${API}`;
+    const worker = `127.0.0.1:5001/ledger/jobs/worker@${WORKER}`;
+    assert.deepEqual(containers(await render(dir)).sort(), [
+      `CronJob/settle containers settle: ${worker}`,
+      `CronJob/settle initContainers wait: ${worker}`,
+      `Deployment/api containers api: ${api}`,
+      `Deployment/api containers sidecar: ${worker}`,
+      `Deployment/api initContainers migrate: ${api}`,
+      `Job/reports containers reports: ${worker}`,
+    ]);
+  });
+
+  describe("the planning step (prepareSite)", () => {
+    const registry = useRegistry();
+    const plan = (environment: string) =>
+      prepareSite({
+        root: FIXTURE,
+        stack: `${environment}-developers`,
+        config: readConfig(FIXTURE, `${environment}-developers`, {
+          "gitops-rings:ring": "developers",
+          "gitops-rings:environment": environment,
+          "gitops-rings:registry": registry().host,
+        }),
+        env: { GITOPS_RINGS_PLATFORM: "local" },
+      });
+    const catalog = async () =>
+      ((await (await fetch(`${registry().url}/v2/_catalog`)).json()) as { repositories: string[] })
+        .repositories;
+
+    it("GIVEN an overlay whose images are all services' WHEN planned THEN the plan builds both services and carries every accepted name", async () => {
+      const site = await plan("good");
+      assert.deepEqual(
+        site.services.map((s) => [s.service, s.action]),
+        [
+          ["api", "build"],
+          ["worker", "build"],
+        ],
+      );
+      assert.equal(site.imageNames?.["legacy.example.com/payments/worker"], "worker");
+      assert.equal(site.imageNames?.["ledger/api"], "api");
+      assert.equal(site.imageNames?.[`${registry().host}/ledger/jobs/worker`], "worker");
+    });
+
+    it("GIVEN an overlay with an image by tag that no service builds WHEN planned THEN it throws the overlay, object, container and image, and the registry got nothing", async () => {
+      await assert.rejects(plan("bad"), (err: unknown) => {
+        assert.ok(err instanceof ConfigError, `not a ConfigError: ${String(err)}`);
+        assert.equal(
+          err.message,
+          "deploy/overlays/bad: names images that are neither a service's nor pinned by digest " +
+            "(a site applies images by digest only; name a service's image by its service name, " +
+            "<project>/<image>, <registry>/<project>/<image> or an alias in gitops-rings.yaml, " +
+            'with any tag or none):\nDeployment/ledger-bad-developers/cache: container redis: "redis:7.4"',
+        );
+        return true;
+      });
+      assert.deepEqual(await catalog(), []);
+    });
+  });
+});
+
+/**
+ * A Pulumi project in a temp dir whose program declares a Site straight from a plan, so that
+ * its overlay reaches the deploy without the planning step's check, as an overlay changed
+ * between plan and deploy would.
+ */
+const BAD_SITE = { "gitops-rings:ring": "developers", "gitops-rings:environment": "bad" };
+
+function siteProject(dir: string, overlay: string): void {
+  const root = path.resolve(__dirname, "../..");
+  for (const entry of ["components", "lib", "package.json", "tsconfig.json"]) {
+    fs.cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
+  }
+  fs.symlinkSync(path.join(root, "node_modules"), path.join(dir, "node_modules"));
+  fs.writeFileSync(
+    path.join(dir, "Pulumi.yaml"),
+    "name: deploy-check\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n",
+  );
+  const plan = {
+    site: "bad-developers",
+    project: "ledger",
+    registry: "127.0.0.1:5001",
+    ring: "developers",
+    rings: ["developers"],
+    nextRing: "post",
+    environment: { name: "bad", overlay, namespace: "it-deploy-check" },
+    build: false,
+    builder: { kind: "buildctl", addr: "tcp://127.0.0.1:1" },
+    deployer: { kind: "kubectl" },
+    services: [],
+    release: { repository: "127.0.0.1:5001/ledger/release", action: "reuse", version: "0.1.0" },
+    deploy: {
+      release: "0.1.0",
+      images: Object.fromEntries(
+        ["api", "jobs/worker"].map((image) => [
+          image.replace("jobs/", ""),
+          { repository: `127.0.0.1:5001/ledger/${image}`, digest: API, sources: [], why: "test" },
+        ]),
+      ),
+    },
+    table: "",
+    imageNames: Object.fromEntries(
+      imageNameOwners(serviceImagesOf(readConfig(FIXTURE, "x", BAD_SITE).repo, "127.0.0.1:5001")),
+    ),
+  };
+  fs.writeFileSync(
+    path.join(dir, "index.ts"),
+    `import { Site } from "./components/site/site";\n` +
+      `new Site("bad-developers", { plan: ${JSON.stringify(plan)} as never });\n`,
+  );
+}
+
+describe("the deploy's second check (a Pulumi update with the local platform's applier)", function () {
+  this.timeout(300_000);
+  const tmp = useTmpDir("gitops-rings-deploy-check-");
+
+  it("GIVEN an overlay with an image by tag that reaches the deploy WHEN updated THEN the update fails with the message alone: no stack trace, no 'error serializing property'", async () => {
+    const project = path.join(tmp(), "project");
+    fs.mkdirSync(project);
+    siteProject(project, path.join(FIXTURE, "deploy/overlays/bad"));
+    const state = path.join(tmp(), "state");
+    fs.mkdirSync(state);
+    const stack = await LocalWorkspace.createOrSelectStack(
+      { stackName: "bad-developers", workDir: project },
+      {
+        envVars: {
+          PULUMI_BACKEND_URL: `file://${state}`,
+          PULUMI_CONFIG_PASSPHRASE: "deploy-check",
+          GITOPS_RINGS_PLATFORM: "local",
+        },
+      },
+    );
+    let output = "";
+    await assert.rejects(stack.up({ onOutput: (o) => (output += o) }), (err: Error) => {
+      output += err.message;
+      return true;
+    });
+    assert.match(
+      output,
+      /error: refusing to apply manifests with images that are neither a service's nor pinned by digest/,
+    );
+    // Only the image no service builds: every name of a service's image was pinned.
+    assert.match(
+      output,
+      /with any tag or none\):\n\s*Deployment\/it-deploy-check\/cache: container redis: "redis:7\.4"\n(?!\s*(Deployment|CronJob)\/)/,
+    );
+    assert.doesNotMatch(output, /error serializing property/);
+    assert.doesNotMatch(output, /^\s+at .+:\d+:\d+\)?$/m, "no stack frame");
   });
 });

@@ -611,11 +611,81 @@ describe("lib/config", () => {
       throwsConfig(
         () => loadRepositoryConfig(file),
         [
-          `${file}:5: services.a.contxt: unknown key (known keys: image, context, source, dockerfile, buildArgs, target, platforms, sources, labels)`,
+          `${file}:5: services.a.contxt: unknown key (known keys: image, context, source, dockerfile, buildArgs, target, platforms, sources, labels, aliases)`,
         ],
       );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("lib/config: services.<name>.aliases (names the manifests use for an image)", () => {
+  const withServices = (services: string) =>
+    `project: ledger\nregistry: registry.example.com\nrings: [dev]\n` +
+    `environments: { dev: { overlay: o, namespace: n } }\nservices:\n${services}`;
+
+  it("GIVEN aliases with and without a registry THEN they are read, duplicates once, and only where given", () => {
+    const repo = parseRepositoryConfig(
+      withServices(
+        "  api:\n    context: api\n    aliases: [ledger-api, old.example.com:5000/team/api, ledger-api]\n" +
+          "  worker:\n    context: worker\n",
+      ),
+      FILE,
+    );
+    assert.deepEqual(repo.services.api.aliases, ["ledger-api", "old.example.com:5000/team/api"]);
+    assert.equal("aliases" in repo.services.worker, false);
+  });
+
+  it("GIVEN an alias with a tag, a digest or upper case THEN each is an error naming file, line, key and value", () => {
+    throwsConfig(
+      () =>
+        parseRepositoryConfig(
+          withServices(
+            `  api:\n    context: api\n    aliases:\n      - ledger/api:1.4\n      - ledger/api@sha256:abc\n      - Ledger/API\n`,
+          ),
+          FILE,
+        ),
+      [0, 1, 2].map(
+        (i) =>
+          `${FILE}:${9 + i}: services.api.aliases[${i}]: ${JSON.stringify(
+            ["ledger/api:1.4", "ledger/api@sha256:abc", "Ledger/API"][i],
+          )} is not an image name without tag or digest (e.g. ledger/api, registry.example.com/ledger/api)`,
+      ),
+    );
+  });
+
+  const claimedTwice: [string, string, string, string][] = [
+    [
+      "an alias that is another service's repository",
+      "  api:\n    context: api\n" +
+        "  worker:\n    context: worker\n    aliases: [registry.example.com/ledger/api]\n",
+      '10: services.worker.aliases[0]: "registry.example.com/ledger/api"',
+      "api and worker",
+    ],
+    [
+      "two services with the same alias",
+      "  api:\n    context: api\n    aliases: [legacy/app]\n" +
+        "  worker:\n    context: worker\n    aliases: [legacy/app]\n",
+      '11: services.worker.aliases[0]: "legacy/app"',
+      "api and worker",
+    ],
+    [
+      "a service whose image is another service's name",
+      "  api:\n    context: api\n  web:\n    context: web\n    image: api-web\n" +
+        "  worker:\n    context: worker\n    image: web\n",
+      '13: services.worker.image: "web"',
+      "web and worker",
+    ],
+  ];
+  for (const [what, services, where, both] of claimedTwice) {
+    it(`GIVEN ${what} THEN the error names the key, the name and both services`, () => {
+      throwsConfig(
+        () => parseRepositoryConfig(withServices(services), FILE),
+        [
+          `${FILE}:${where} names the images of both ${both}; a name in the manifests must name one service`,
+        ],
+      );
+    });
+  }
 });

@@ -18,6 +18,7 @@ const SERVICES: ServiceImages = {
   registries: ["127.0.0.1:5001", "registry.example.com"],
   project: "example",
   images: { base: "base", tools: "build-tools", backend: "backend" },
+  aliases: { tools: ["legacy.example.com/team/tools"] },
 };
 
 /** Asserts that `fn` throws a ConfigError whose message is exactly `lines`. */
@@ -60,7 +61,11 @@ describe("lib/dockerfile", () => {
       [`127.0.0.1:5001/example/base@sha256:${"a".repeat(64)}`, undefined],
       ["127.0.0.1:5001/other/base", undefined],
       ["docker.io/library/alpine:3", undefined],
-      ["example/base", undefined],
+      // <project>/<image> and aliases: the names manifests use (lib/config.ts serviceImageNames).
+      ["example/base", "base"],
+      ["example/build-tools:2", "tools"],
+      ["legacy.example.com/team/tools:1", "tools"],
+      ["team/tools", undefined],
     ];
     for (const [ref, expected] of cases) {
       it(`GIVEN ${ref} THEN it names ${expected ?? "no service"}`, () => {

@@ -4,10 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { parse } from "yaml";
+import { parseRepositoryConfig } from "../../lib/config";
+import { imageNameOwners, serviceImagesOf } from "../../lib/dockerfile";
 import {
   RELEASE_LABEL,
   RING_LABEL,
   SITE_LABEL,
+  pinnedImages,
   siteOverlayFiles,
   type SiteOverlay,
 } from "../../lib/kustomize";
@@ -41,6 +44,8 @@ namespace: example-dev
 resources:
   - namespace.yaml
   - ../../../app/deploy/overlays/dev
+configurations:
+  - image-fields.yaml
 images:
   - name: backend
     newName: 127.0.0.1:5001/example/backend
@@ -60,6 +65,11 @@ labels:
 kind: Namespace
 metadata:
   name: example-dev
+`,
+      "image-fields.yaml": `images:
+  - path: spec/ephemeralContainers[]/image
+  - path: spec/template/spec/ephemeralContainers[]/image
+  - path: spec/jobTemplate/spec/template/spec/ephemeralContainers[]/image
 `,
     });
   });
@@ -117,6 +127,8 @@ namespace: "no"
 resources:
   - namespace.yaml
   - ../../../app/deploy/overlays/dev
+configurations:
+  - image-fields.yaml
 images:
   - name: backend
     newName: 127.0.0.1:5001/example/backend
@@ -173,5 +185,59 @@ labels:
         }),
       { name: "Error", message: "site dev-developers: image backend is pinned twice" },
     );
+  });
+});
+
+describe("pinnedImages: the names teams write in manifests", () => {
+  const repo = parseRepositoryConfig(
+    `project: ledger
+registry: registry.example.com
+rings: [dev]
+environments: { dev: { overlay: o, namespace: n } }
+services:
+  api: { context: api, aliases: [legacy.example.com/team/ledger-api] }
+  worker: { context: worker, image: jobs/worker }
+  base: { context: base }
+`,
+    "gitops-rings.yaml",
+  );
+  const names = Object.fromEntries(imageNameOwners(serviceImagesOf(repo, "127.0.0.1:5001")));
+  const API = { repository: "127.0.0.1:5001/ledger/api", digest: DA };
+  const WORKER = { repository: "127.0.0.1:5001/ledger/jobs/worker", digest: DB };
+
+  it("GIVEN a repository and a site registry WHEN pinned THEN every name of every service is one entry with the service's repository and digest", () => {
+    const entries = pinnedImages({ api: API, worker: WORKER }, names);
+    const byName = Object.fromEntries(entries.map((e) => [e.name, [e.newName, e.digest]]));
+    const api = [API.repository, DA];
+    const worker = [WORKER.repository, DB];
+    assert.deepEqual(byName, {
+      api,
+      "ledger/api": api,
+      "registry.example.com/ledger/api": api,
+      "127.0.0.1:5001/ledger/api": api,
+      "legacy.example.com/team/ledger-api": api,
+      worker,
+      "jobs/worker": worker,
+      "ledger/jobs/worker": worker,
+      "registry.example.com/ledger/jobs/worker": worker,
+      "127.0.0.1:5001/ledger/jobs/worker": worker,
+    });
+    assert.equal(entries.length, Object.keys(byName).length);
+  });
+
+  it("GIVEN the entries WHEN the overlay is made THEN every name is one images entry, so none is pinned twice", () => {
+    const files = siteOverlayFiles(DIR, {
+      ...overlay,
+      images: pinnedImages({ api: API, worker: WORKER }, names),
+    });
+    const images = parse(files["kustomization.yaml"]).images as { name: string }[];
+    assert.equal(images.length, 10);
+    assert.ok(images.some((i) => i.name === "ledger/api"));
+  });
+
+  it("GIVEN no names WHEN pinned THEN each service is pinned under its own name only", () => {
+    assert.deepEqual(pinnedImages({ api: API }), [
+      { name: "api", newName: API.repository, digest: DA },
+    ]);
   });
 });
