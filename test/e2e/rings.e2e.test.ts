@@ -10,6 +10,7 @@ import { execFileSync } from "node:child_process";
 import type { OutputMap, Stack } from "@pulumi/pulumi/automation";
 import { RegistryClient } from "../../lib/registry";
 import type { StateStore } from "../../lib/state-store";
+import { assertInvariantsHold } from "./helpers/check";
 import { assertPlatformEnv, makeVersionRepo, type VersionRepo } from "./helpers/versionRepo";
 
 const client = new RegistryClient();
@@ -44,6 +45,15 @@ describe("ring pointers on the local platform (end to end)", function () {
     repo = makeVersionRepo();
     store = repo.stateStore(client);
     developers = await repo.stack("dev-developers");
+  });
+
+  afterEach(async function () {
+    await assertInvariantsHold({
+      dir: repo.dir,
+      registry: repo.registry,
+      project: repo.project,
+      stacks: [developers],
+    });
   });
 
   after(function () {

@@ -13,6 +13,7 @@ import { RegistryClient } from "../../lib/registry";
 import { StateStore } from "../../lib/state-store";
 import { parse, stringify } from "yaml";
 import { TestRepo } from "../integration/helpers/git";
+import { assertInvariantsHold } from "./helpers/check";
 import {
   assertPlatformEnv,
   makeSourceRepo,
@@ -107,6 +108,17 @@ describe("a site on the local platform (end to end)", function () {
     });
     developers = await repo.stack("dev-developers");
     testers = await repo.stack("dev-testers");
+  });
+
+  // The checker after every step, failed ones included (issue 7): invariants 1, 2, 4 and 5 over
+  // the registry, both sites' outputs and the cluster.
+  afterEach(async function () {
+    await assertInvariantsHold({
+      dir: repo.dir,
+      registry: repo.registry,
+      project: repo.project,
+      stacks: [developers, testers],
+    });
   });
 
   after(async function () {
@@ -207,6 +219,58 @@ describe("a site on the local platform (end to end)", function () {
     await developers.preview({ expectNoChanges: true, onOutput: () => undefined });
     assert.deepEqual(await tagsOf(ALL), tagsBefore);
     assert.equal(services(up.outputs).base.digest, services(first.outputs).base.digest);
+  });
+
+  it("GIVEN manifests that name images as teams write them (an alias, <project>/<image> with a tag) WHEN the site is updated THEN every container runs its service's digest and nothing changes", async function () {
+    const config = parse(repo.read("gitops-rings.yaml"));
+    config.services.backend.aliases = ["legacy.example.com/shop/backend"];
+    repo.write("gitops-rings.yaml", stringify(config));
+    const rewrite = (file: string, from: string, to: string) =>
+      repo.write(file, repo.read(file).replace(`image: ${from}\n`, `image: ${to}\n`));
+    rewrite("app/deploy/base/backend.yaml", "backend", "legacy.example.com/shop/backend:2.0");
+    rewrite("app/deploy/base/frontend.yaml", "frontend", `${repo.project}/frontend:1.4`);
+    const up = await timed("manifests name images by repository", developers);
+    assert.deepEqual(built(up.outputs), []);
+    assertNoChanges(up);
+    const running = images(repo.namespace("dev", "developers"));
+    assert.equal(running.backend, services(up.outputs).backend.ref);
+    assert.equal(running.frontend, services(up.outputs).frontend.ref);
+  });
+
+  it("GIVEN a manifest that names by tag an image no service builds WHEN the site is updated THEN the planning step refuses it with the message alone, before anything is built, pushed or moved", async function () {
+    const file = "app/deploy/base/frontend.yaml";
+    const manifest = repo.read(file);
+    const sidecar = `${repo.registry}/elsewhere/sidecar:1.0`;
+    const index = "app/services/frontend/index.html";
+    const html = repo.read(index);
+    const tagsBefore = await tagsOf(ALL);
+    const ringsBefore = (await store.readRings()).map((r) => r.release?.digest);
+    repo.write(
+      file,
+      manifest.replace(
+        /( *)- name: frontend\n/,
+        (line, indent: string) => `${indent}- name: sidecar\n${indent}  image: ${sidecar}\n${line}`,
+      ),
+    );
+    repo.write(index, `${html}<!-- would be built -->\n`);
+    try {
+      const failed = await developers.up({ onOutput: () => undefined }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      assert.ok(failed, "the update fails");
+      assert.match(failed.message, /images that are neither a service's nor pinned by digest/);
+      assert.ok(failed.message.includes(sidecar), failed.message);
+      assert.doesNotMatch(failed.message, /error serializing property|\n\s+at .*\.ts:\d+/);
+    } finally {
+      repo.write(file, manifest);
+      repo.write(index, html);
+    }
+    assert.deepEqual(await tagsOf(ALL), tagsBefore);
+    assert.deepEqual(
+      (await store.readRings()).map((r) => r.release?.digest),
+      ringsBefore,
+    );
   });
 
   it("GIVEN a file that only the frontend COPYs changes WHEN the site is updated THEN exactly the frontend is rebuilt with a patch bump and the release is bumped", async function () {
