@@ -323,6 +323,11 @@ export interface SiteConfig {
   readonly registry?: string;
   /** Whether the watcher runs `pulumi up` on this site when images change. @default false */
   readonly autoDeploy: boolean;
+  /**
+   * How long the deploy waits for all of the site's rollouts together, in seconds; past it the
+   * update fails naming every Deployment not ready and why. @default 300
+   */
+  readonly rolloutTimeout?: number;
   /** Source commits pinned by `<service>/<source>` key. @default {} */
   readonly sourceCommits: Readonly<Record<string, string>>;
 }
@@ -576,6 +581,16 @@ const majorBumpSchema = z
   })
   .pipe(z.record(z.string(), majorSchema));
 
+const secondsSchema = z.preprocess(
+  (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
+  z
+    .unknown()
+    .refine((v) => Number.isSafeInteger(v) && (v as number) >= 1, {
+      message: "is not a duration in seconds (a whole number of at least 1, e.g. 600)",
+    })
+    .transform((v) => v as number),
+);
+
 const siteSchema = strictObject({
   ring: nameSchema,
   environment: nameSchema,
@@ -586,6 +601,7 @@ const siteSchema = strictObject({
   majorBump: majorBumpSchema.optional(),
   registry: registrySchema.optional(),
   autoDeploy: booleanSchema.optional(),
+  rolloutTimeout: secondsSchema.optional(),
   sourceCommits: z
     .record(
       text((v) => /^[^/]+\/[^/]+$/.test(v), "is not a <service>/<source> key"),
@@ -1101,6 +1117,7 @@ export function parseSiteConfig(
     majorBump: sortedRecord(raw.majorBump ?? {}),
     ...(raw.registry !== undefined ? { registry: raw.registry } : {}),
     autoDeploy: raw.autoDeploy ?? false,
+    ...(raw.rolloutTimeout !== undefined ? { rolloutTimeout: raw.rolloutTimeout } : {}),
     sourceCommits: sortedRecord(raw.sourceCommits ?? {}),
   };
 }

@@ -10,6 +10,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
+import { awaitRollouts, type RolloutOptions } from "./rollout";
 
 const run = promisify(execFile);
 
@@ -27,7 +28,7 @@ export interface KubectlOptions {
   readonly kubeconfig?: string;
   /** kubectl binary. @default "kubectl" on PATH */
   readonly kubectl?: string;
-  /** How long to wait for each Deployment's rollout, in seconds. @default 300 */
+  /** How long to wait for the Deployments' rollouts, all together, in seconds. @default 300 */
   readonly timeoutSeconds?: number;
 }
 
@@ -92,7 +93,7 @@ export function objectKey(o: ObjectRef): string {
 
 /**
  * Applies rendered manifests server-side (exactly what was diffed, not a re-render), waits
- * for every Deployment, then deletes the objects of `previous` that `manifests` no longer has.
+ * for every Deployment to roll out, all at once under one timeout (lib/rollout.ts), then deletes the objects of `previous` that `manifests` no longer has.
  * @param manifests multi-document YAML, as {@link renderOverlay} returns it.
  * @returns the identities of the applied objects (to pass as `previous` next time).
  * @throws Error listing every container whose image is not pinned by digest (DESIGN.md
@@ -102,7 +103,7 @@ export function objectKey(o: ObjectRef): string {
 export async function applyManifests(
   manifests: string,
   previous: readonly ObjectRef[],
-  opts: KubectlOptions = {},
+  opts: RolloutOptions = {},
 ): Promise<ObjectRef[]> {
   // The second line of defence of invariant 4 (the planning step checks first): refuse before
   // anything is applied. Thrown here, in the applier, the update shows this message alone.
@@ -116,18 +117,10 @@ export async function applyManifests(
     ["apply", "--server-side", "--force-conflicts", `--field-manager=${FIELD_MANAGER}`, "-f", "-"],
     manifests,
   );
-  const timeout = `${opts.timeoutSeconds ?? 300}s`;
-  for (const o of objects.filter((x) => x.kind === "Deployment")) {
-    // Without a namespace, apply used the kubeconfig context's namespace: so does this.
-    const namespace = o.namespace ? ["-n", o.namespace] : [];
-    await kubectl(opts, [
-      "rollout",
-      "status",
-      `deployment/${o.name}`,
-      ...namespace,
-      `--timeout=${timeout}`,
-    ]);
-  }
+  await awaitRollouts(
+    objects.filter((x) => x.kind === "Deployment"),
+    opts,
+  );
   const now = new Set(objects.map(objectKey));
   await deleteObjects(
     previous.filter((o) => !now.has(objectKey(o))),

@@ -41,7 +41,22 @@ export interface SiteOverlay {
   /** Release version the site runs. */
   readonly release: string;
   readonly images: readonly PinnedImage[];
+  /**
+   * When set, every Deployment, StatefulSet, DaemonSet and Job gets the annotation
+   * `pulumi.com/timeoutSeconds` with this value: how long the `@pulumi/kubernetes` provider
+   * waits for it to become ready (its await logic; the kubectl path waits for all rollouts
+   * together and needs none). Only the object's own metadata: its pods are not restarted.
+   */
+  readonly awaitTimeoutSeconds?: number;
 }
+
+/** The workload kinds whose readiness `@pulumi/kubernetes` awaits. */
+const AWAITED_KINDS = [
+  ["apps/v1", "Deployment"],
+  ["apps/v1", "StatefulSet"],
+  ["apps/v1", "DaemonSet"],
+  ["batch/v1", "Job"],
+] as const;
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
@@ -126,6 +141,21 @@ export function siteOverlayFiles(dir: string, overlay: SiteOverlay): Record<stri
     images: [...overlay.images]
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       .map((i) => ({ name: i.name, newName: i.newName, digest: i.digest })),
+    ...(overlay.awaitTimeoutSeconds !== undefined
+      ? {
+          patches: AWAITED_KINDS.map(([apiVersion, kind]) => ({
+            target: { kind },
+            patch: stringify({
+              apiVersion,
+              kind,
+              metadata: {
+                name: "any",
+                annotations: { "pulumi.com/timeoutSeconds": String(overlay.awaitTimeoutSeconds) },
+              },
+            }),
+          })),
+        }
+      : {}),
     labels: [
       {
         pairs: {

@@ -138,6 +138,8 @@ export interface SitePlan {
   readonly build: boolean;
   readonly builder: ImageBuilder;
   readonly deployer: Deployer;
+  /** How long the deploy waits for all rollouts together, in seconds (site config). */
+  readonly rolloutTimeout: number;
   /** Building sites: one step per service in dependency order. Empty otherwise. */
   readonly services: readonly ServiceStep[];
   /** Building sites: the release step. */
@@ -366,6 +368,7 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
       namespace: siteNamespace(environment.namespace, site.ring),
     },
     ...platformOf(env),
+    rolloutTimeout: site.rolloutTimeout ?? 300,
     imageNames: Object.fromEntries(imageNameOwners(serviceImagesOf(repo, site.registry))),
   };
   const plan = site.build

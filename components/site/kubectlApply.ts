@@ -8,7 +8,15 @@ export interface KubectlApplyInputs {
   readonly manifests: string;
   /** Kubeconfig path. @default $KUBECONFIG of the engine */
   readonly kubeconfig?: string;
+  /**
+   * How long to wait for all rollouts together, in seconds (not part of the diff: a new limit
+   * deploys nothing). @default 300
+   */
+  readonly timeoutSeconds?: number;
 }
+
+/** Rollout progress lines go to the provider's stderr, which the engine shows for the resource. */
+const progress = (line: string) => console.error(line);
 
 type Outs = KubectlApplyInputs & { readonly objects: ObjectRef[] };
 
@@ -18,6 +26,8 @@ const provider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: KubectlApplyInputs) {
     const objects = await kubectl().applyManifests(inputs.manifests, [], {
       kubeconfig: inputs.kubeconfig,
+      timeoutSeconds: inputs.timeoutSeconds,
+      onProgress: progress,
     });
     return { id: `site-${Date.now()}`, outs: outputsOf({ ...inputs, objects }) };
   },
@@ -27,6 +37,8 @@ const provider: pulumi.dynamic.ResourceProvider = {
   async update(_id: string, olds: Outs, news: KubectlApplyInputs) {
     const objects = await kubectl().applyManifests(news.manifests, olds.objects, {
       kubeconfig: news.kubeconfig,
+      timeoutSeconds: news.timeoutSeconds,
+      onProgress: progress,
     });
     return { outs: outputsOf({ ...news, objects }) };
   },

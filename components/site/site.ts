@@ -292,12 +292,18 @@ export class Site extends pulumi.ComponentResource {
         const { renderOverlay } = await import("../../lib/kubectl");
         return (await renderOverlay(dir, { kubeconfig })).yaml;
       });
-      return new KubectlApply(`${name}-apply`, { manifests, kubeconfig }, { parent: this });
+      return new KubectlApply(
+        `${name}-apply`,
+        { manifests, kubeconfig, timeoutSeconds: plan.rolloutTimeout },
+        { parent: this },
+      );
     } else {
       // The provider renders the directory on every update (its children carry the diff);
       // resolve the path only after the files are written.
       const directory = overlay.apply((o) => {
-        writeSiteOverlay(dir, o);
+        // The provider awaits each object itself, concurrently; the site's rollout timeout
+        // bounds each of them (the kubectl path bounds them all together).
+        writeSiteOverlay(dir, { ...o, awaitTimeoutSeconds: plan.rolloutTimeout });
         return dir;
       });
       return new k8s.kustomize.v2.Directory(

@@ -177,6 +177,26 @@ describe("site overlay rendered by kubectl kustomize", function () {
     assert.deepEqual(releases, Array(6).fill("0.5.0"));
   });
 
+  it("GIVEN an await timeout (the @pulumi/kubernetes path) WHEN rendered THEN each Deployment's own metadata has pulumi.com/timeoutSeconds and its pod template, Services and ConfigMap do not", async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, "await-"));
+    writeSiteOverlay(dir, site({ awaitTimeoutSeconds: 900 }));
+    const rendered = (await render(dir)) as (K8sObject & {
+      metadata: { annotations?: Record<string, string> };
+      spec?: { template?: { metadata?: { annotations?: Record<string, string> } } };
+    })[];
+    const annotated = rendered
+      .filter((o) => o.metadata.annotations?.["pulumi.com/timeoutSeconds"] === "900")
+      .map((o) => `${o.kind}/${o.metadata.name}`)
+      .sort();
+    assert.deepEqual(annotated, ["Deployment/backend", "Deployment/frontend"]);
+    for (const o of rendered) {
+      assert.equal(
+        o.spec?.template?.metadata?.annotations?.["pulumi.com/timeoutSeconds"],
+        undefined,
+      );
+    }
+  });
+
   it("GIVEN a namespace, site and ring YAML 1.1 reads as booleans WHEN rendered THEN they stay strings", async () => {
     const odd = writeSiteOverlay(
       fs.mkdtempSync(path.join(tmp, "yaml11-")),

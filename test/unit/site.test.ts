@@ -83,6 +83,7 @@ function plan(overrides: Partial<SitePlan>, overlayRoot: string): SitePlan {
     build: true,
     builder: { kind: "docker-build" },
     deployer: { kind: "kubernetes" },
+    rolloutTimeout: 600,
     services: [
       step("base"),
       step("backend", {
@@ -204,6 +205,8 @@ describe("Site (Pulumi mocks)", () => {
     assert.match(kustomization, /newName: 127\.0\.0\.1:5001\/example\/backend\n/);
     assert.match(kustomization, /- \.\.\/overlays\/dev\n/);
     assert.match(kustomization, /gitops-rings\.io\/release: 0\.1\.0/);
+    // The provider awaits each workload for the site's rollout timeout.
+    assert.match(kustomization, /pulumi\.com\/timeoutSeconds: "600"/);
   });
 
   it("GIVEN images the ring already has WHEN the site reuses them THEN it declares no image and deploys the same digests", async () => {
