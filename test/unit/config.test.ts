@@ -264,6 +264,7 @@ describe("lib/config", () => {
         majorBump: {},
         autoDeploy: false,
         sourceCommits: {},
+        images: { requireDigest: false, fields: [] },
       });
     });
 
