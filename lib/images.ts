@@ -197,7 +197,9 @@ export function findImages(
     }
     for (const field of fields) {
       if (!fieldApplies(field, object.apiVersion, object.kind)) continue;
-      const parent = field.path.includes("/") ? field.path.slice(0, field.path.lastIndexOf("/")) : "";
+      const parent = field.path.includes("/")
+        ? field.path.slice(0, field.path.lastIndexOf("/"))
+        : "";
       const key = field.path.slice(field.path.lastIndexOf("/") + 1);
       // A field whose parent is a container already read (spec/containers[]/image) adds nothing.
       const parents = parent === "" ? [{ value: raw }] : valuesAt(raw, parent);
@@ -367,7 +369,8 @@ async function resolveOne(
   }
   const violation = ruleViolation(ref, written, options.rules, options.stackFile);
   if (violation !== undefined) return { problem: violation };
-  const target = ref.digest !== undefined ? { ...ref, tag: undefined } : { ...ref, tag: ref.tag ?? "latest" };
+  const target =
+    ref.digest !== undefined ? { ...ref, tag: undefined } : { ...ref, tag: ref.tag ?? "latest" };
   try {
     const head = await options.client.headManifest(target);
     if (head === undefined) {
@@ -379,8 +382,9 @@ async function resolveOne(
       };
     }
     if (isIndexMediaType(head.mediaType) && options.platforms.length > 0) {
-      const index = (await options.client.getManifest({ ...ref, tag: undefined, digest: head.digest }))
-        .manifest as ImageIndex;
+      const index = (
+        await options.client.getManifest({ ...ref, tag: undefined, digest: head.digest })
+      ).manifest as ImageIndex;
       const missing = options.platforms.filter((p) => selectPlatform(index, p) === undefined);
       if (missing.length > 0) {
         const have = index.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : "?"));
@@ -440,7 +444,11 @@ export async function resolveForeignImages(
 /** What the overlay adds for images no service builds (lib/kustomize.ts writes it). */
 export interface ForeignOverlay {
   /** One `images` entry per reference by tag: exactly that reference, pinned to its digest. */
-  readonly pins: readonly { readonly reference: string; readonly name: string; readonly digest: string }[];
+  readonly pins: readonly {
+    readonly reference: string;
+    readonly name: string;
+    readonly digest: string;
+  }[];
   /** One {@link IMAGES_ANNOTATION} per object that carries an image resolved from a tag. */
   readonly annotations: readonly { readonly object: ObjectId; readonly value: string }[];
   /** Extra image fields, added to the images transformer's configuration. */
@@ -473,7 +481,9 @@ export function foreignOverlay(
   const annotations = [...perObject.values()].map(({ object, origins }) => ({
     object,
     value: JSON.stringify(
-      [...origins.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([origin, image]) => ({ origin, image })),
+      [...origins.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([origin, image]) => ({ origin, image })),
     ),
   }));
   return { pins, annotations, fields };
@@ -509,5 +519,9 @@ export function formatForeignImages(
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const line = (r: string[]) =>
     r.map((cell, c) => (c < r.length - 1 ? cell.padEnd(widths[c]) : cell)).join("  ");
-  return ["Images no service builds (resolved in the planning step)", line(header), ...rows.map(line)];
+  return [
+    "Images no service builds (resolved in the planning step)",
+    line(header),
+    ...rows.map(line),
+  ];
 }
