@@ -290,6 +290,7 @@ describe("lib/config", () => {
           registry: "registry.example.com:443/mirror",
           autoDeploy: true,
           sourceCommits: { "backend/docs": COMMIT },
+          images: { allowedRegistries: ["docker.io"], requireDigest: "false" },
         },
         SITE,
         repo,
@@ -306,6 +307,7 @@ describe("lib/config", () => {
         registry: "registry.example.com:443/mirror",
         autoDeploy: true,
         sourceCommits: { "backend/docs": COMMIT },
+        images: { allowedRegistries: ["docker.io"], requireDigest: false, fields: [] },
       });
     });
 
@@ -438,7 +440,7 @@ describe("lib/config", () => {
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.frontend.prerelease: true belongs in semver: write semver: { range: "^1.0.0", prerelease: true }',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:registry: "https://r" is not a registry (host[:port][/prefix])',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:sourceCommits.nokey: "nokey" is not a <service>/<source> key',
-          "stacks/Pulumi.eu-testers.yaml: gitops-rings:colour: unknown key (known keys: ring, environment, build, release, pins, policies, majorBump, registry, autoDeploy, sourceCommits)",
+          "stacks/Pulumi.eu-testers.yaml: gitops-rings:colour: unknown key (known keys: ring, environment, build, release, pins, policies, majorBump, registry, autoDeploy, sourceCommits, images)",
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:ring: "qa" is not a ring (ante, developers, testers, users, lts, post)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:environment: "us" is not an environment (eu)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:pins.frontend: "frontend" is not a service (backend, base)',
