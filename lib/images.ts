@@ -406,8 +406,9 @@ async function resolveOne(
  * distinct reference once, through `options.client` (so with its credentials), after the
  * site's rules. A reference by tag resolves to the digest the registry gives (a reference
  * without a tag is `:latest`); by digest, it must exist.
- * @param uses the uses whose image is neither a service's nor… anything else: every use given
- *   is resolved.
+ * @param uses the uses of images no service builds (the caller leaves the services' out):
+ *   every one given is checked and resolved.
+ * @param options the registry client, the site's rules, its stack file and platforms.
  * @returns the resolved images keyed by reference as written, and one problem per use of a
  *   reference that could not be (a bad reference, a rule, no such tag or manifest, access
  *   denied, an unreachable registry, an index without the site's platforms).
