@@ -5,6 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { Site } from "./components/site/site";
+import type { PreviousForeignImages } from "./lib/images";
 import { prepareSite, readConfig, type BuiltImages, type SitePlan } from "./lib/site";
 
 const stack = pulumi.getStack();
@@ -43,11 +44,15 @@ async function planSite(): Promise<SitePlan> {
       `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`,
     );
     const previous = ((await self.getOutputValue("builtImages")) ?? {}) as BuiltImages;
+    // What it deployed of the images no service builds, so the plan marks moved tags.
+    const previousImages = ((await self.getOutputValue("foreignImages")) ??
+      {}) as PreviousForeignImages;
     return await prepareSite({
       root: process.cwd(),
       stack,
       config,
       previous,
+      previousImages,
       renderOverlay: renderWithProvider,
     });
   } catch (err) {
@@ -68,5 +73,6 @@ export = async () => {
     services: site.services,
     plan: site.plan,
     builtImages: site.builtImages,
+    foreignImages: site.foreignImages,
   };
 };

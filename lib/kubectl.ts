@@ -10,6 +10,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
+import { findImages, isByDigest, useName, type ImageField } from "./images";
 import { awaitRollouts, type RolloutOptions } from "./rollout";
 
 const run = promisify(execFile);
@@ -154,66 +155,29 @@ export async function deleteObjects(
   }
 }
 
-interface Container {
-  readonly name?: string;
-  readonly image?: unknown;
-}
-type PodSpec = Partial<
-  Record<"initContainers" | "containers" | "ephemeralContainers", Container[]>
->;
-interface Workload {
-  readonly kind?: string;
-  readonly metadata?: { readonly name?: string; readonly namespace?: string };
-  readonly template?: { readonly spec?: PodSpec };
-  readonly spec?: PodSpec & {
-    readonly template?: { readonly spec?: PodSpec };
-    readonly jobTemplate?: { readonly spec?: { readonly template?: { readonly spec?: PodSpec } } };
-  };
-}
-
-/** The pod spec of a workload object, wherever its kind keeps it. */
-function podSpecOf(o: Workload): PodSpec | undefined {
-  if (o.kind === "Pod") return o.spec;
-  if (o.kind === "PodTemplate") return o.template?.spec;
-  if (o.kind === "CronJob") return o.spec?.jobTemplate?.spec?.template?.spec;
-  return o.spec?.template?.spec;
-}
-
-const CONTAINER_FIELDS = {
-  initContainers: "init container",
-  containers: "container",
-  ephemeralContainers: "ephemeral container",
-} as const;
-
 /**
- * Every container image that is not referenced by digest (`name@sha256:<64 hex>`), as
+ * Every image that is not referenced by digest (`name@sha256:<64 hex>`), as
  * `<Kind>/<namespace>/<name>: <init |ephemeral |>container <c>: "<image>"`: containers, init
  * and ephemeral containers of Pods, PodTemplates, CronJobs' job templates and every kind with a
- * pod template (Deployment, StatefulSet, DaemonSet, Job, ReplicaSet, custom kinds). A site
- * applies images by digest only (DESIGN.md invariant 4); after the site's overlay pinned every
- * service's image, an image here is one no service builds.
+ * pod template (Deployment, StatefulSet, DaemonSet, Job, ReplicaSet, custom kinds), and the
+ * values at `fields` (lib/images.ts findImages). A site applies images by digest only
+ * (DESIGN.md invariant 4); after the site's overlay pinned every service's image and every
+ * image the planning step resolved, an image here is one that reached the deploy unresolved.
  * @param manifests a multi-document YAML stream, or the objects themselves.
- * @returns one line per container, in stream order.
+ * @param fields extra image fields of custom resources (site config `images.fields`).
+ * @returns one line per container or field, in stream order.
  */
-export function imagesNotByDigest(manifests: string | readonly unknown[]): string[] {
+export function imagesNotByDigest(
+  manifests: string | readonly unknown[],
+  fields: readonly ImageField[] = [],
+): string[] {
   const objects =
     typeof manifests === "string"
       ? parseAllDocuments(manifests).map((d) => d.toJS() as unknown)
       : manifests;
-  const found: string[] = [];
-  for (const o of objects as (Workload | null)[]) {
-    const spec = o && typeof o === "object" ? podSpecOf(o) : undefined;
-    if (!o || !spec) continue;
-    for (const [field, what] of Object.entries(CONTAINER_FIELDS) as [keyof PodSpec, string][]) {
-      for (const c of spec[field] ?? []) {
-        if (!/@sha256:[a-f0-9]{64}$/.test(String(c.image))) {
-          const where = `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name}`;
-          found.push(`${where}: ${what} ${c.name}: ${JSON.stringify(c.image)}`);
-        }
-      }
-    }
-  }
-  return found;
+  return findImages(objects, fields)
+    .filter((use) => !isByDigest(use.image))
+    .map((use) => `${useName(use)}: ${JSON.stringify(use.image)}`);
 }
 
 /**

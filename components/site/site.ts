@@ -4,6 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { imageLabels, releaseLabels } from "../../lib/labels";
 import { revisionOf } from "../../lib/revision";
 import { pinnedImages, writeSiteOverlay } from "../../lib/kustomize";
+import type { ForeignImage } from "../../lib/images";
 import type { SitePlan, ServiceStep } from "../../lib/site";
 import type { ImageRecord } from "../../lib/types";
 import { Release } from "../release/release";
@@ -53,6 +54,12 @@ export class Site extends pulumi.ComponentResource {
   public readonly services: pulumi.Output<Record<string, DeployedService>>;
   /** The release plan as a table (what preview prints; DESIGN.md flow 7). */
   public readonly plan: pulumi.Output<string>;
+  /**
+   * The images the site deploys that no service builds, by reference as written: registry,
+   * repository, tag, digest, image by digest and where they are used (lib/images.ts; the
+   * origins seed 002 records). The next update's plan compares its digests with these.
+   */
+  public readonly foreignImages: pulumi.Output<Record<string, ForeignImage>>;
   /**
    * The images whose resources this stack declares (built now or kept from an earlier update),
    * by service name and `release`: the next update declares them again with the same inputs
@@ -164,6 +171,7 @@ export class Site extends pulumi.ComponentResource {
     this.services = pulumi.all(deployed);
     this.release = releaseVersion;
     this.plan = pulumi.output(plan.table);
+    this.foreignImages = pulumi.output({ ...(plan.foreignImages ?? {}) });
     this.deployment = this.deploy(name, plan, args.overlayDir);
     if (this.releaseImage) {
       // The pointer moves last: after the release, its images and the site's own deployment
@@ -194,6 +202,7 @@ export class Site extends pulumi.ComponentResource {
       services: this.services,
       plan: this.plan,
       builtImages: this.builtImages,
+      foreignImages: this.foreignImages,
     });
   }
 
@@ -280,6 +289,8 @@ export class Site extends pulumi.ComponentResource {
       ring: plan.ring,
       release,
       images: pinned,
+      // Images no service builds, as the planning step resolved and checked them.
+      ...(plan.foreign ? { foreign: plan.foreign } : {}),
     }));
     if (plan.deployer.kind === "kubectl") {
       const kubeconfig = plan.deployer.kubeconfig;
