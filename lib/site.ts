@@ -31,6 +31,7 @@ import {
   serviceImagesOf,
   type DockerfileInfo,
 } from "./dockerfile";
+import { splitPhases, type ManifestObject } from "./jobs";
 import { imagesNotByDigest, imagesNotByDigestMessage, renderOverlay } from "./kubectl";
 import { pinnedImages, writeSiteOverlay, type ServiceDigest } from "./kustomize";
 import { checkout, resolveBranch } from "./git";
@@ -418,7 +419,19 @@ async function checkManifestImages(plan: SitePlan, options: PrepareOptions): Pro
       release: plan.build ? plan.release.version : (plan.deploy.release ?? ""),
       images: pinnedImages(images, plan.imageNames),
     });
-    const found = imagesNotByDigest(await render(dir));
+    const objects = await render(dir);
+    try {
+      // Phase annotations are input too: a bad one fails here, before anything is created.
+      splitPhases(objects as ManifestObject[], "");
+    } catch (err) {
+      throw new ConfigError([
+        {
+          file: path.relative(options.root, plan.environment.overlay) || ".",
+          message: (err as Error).message,
+        },
+      ]);
+    }
+    const found = imagesNotByDigest(objects);
     if (found.length > 0) {
       throw new ConfigError([
         {
