@@ -156,6 +156,8 @@ export interface SitePlan {
   /** Non-building sites: the release version and the images they deploy, by service. */
   readonly deploy: {
     readonly release?: string;
+    /** The digest of that release (what the site's verification names). */
+    readonly releaseDigest?: string;
     readonly images: Readonly<Record<string, DeployImage>>;
   };
   /** The release plan as a table (lib/plan.ts formatPlan). */
@@ -747,7 +749,10 @@ async function planDeploy(
       action: "reuse",
       version: release?.version ?? "",
     },
-    deploy: { ...(release ? { release: release.version } : {}), images },
+    deploy: {
+      ...(release ? { release: release.version, releaseDigest: release.digest } : {}),
+      images,
+    },
     table: [
       `Deploy plan for site ${base.site} (${followed})`,
       `${"SERVICE".padEnd(12)}  ${"VERSION".padEnd(10)}  WHY`,

@@ -1,7 +1,8 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { imageLabels, releaseLabels } from "../../lib/labels";
+import { imageLabels, releaseLabels, RELEASE_IMAGE } from "../../lib/labels";
+import type { VerifiedJob } from "../../lib/verification";
 import { revisionOf } from "../../lib/revision";
 import { pinnedImages, writeSiteOverlay } from "../../lib/kustomize";
 import { splitPhases, type ManifestObject } from "../../lib/jobs";
@@ -12,6 +13,7 @@ import { Ring } from "../ring/ring";
 import { ServiceImage } from "../service/serviceImage";
 import { KubectlApply } from "./kubectlApply";
 import { renderWithProvider } from "./render";
+import { SiteVerification } from "./verification";
 
 /** Arguments of {@link Site}. */
 export interface SiteArgs {
@@ -77,6 +79,10 @@ export class Site extends pulumi.ComponentResource {
    * ConfigGroup of the post-deploy Jobs, which waits for the others ({@link Site.phases}).
    */
   public readonly deployment: k8s.yaml.v2.ConfigGroup | KubectlApply;
+  /** The post-deploy Jobs that passed, as the site's verification records them. */
+  public postDeployJobs: pulumi.Output<VerifiedJob[]> = pulumi.output([]);
+  /** The site's verification of its release (lib/verification.ts), after the deployment. */
+  public readonly verification?: SiteVerification;
   /** The provider path's ConfigGroups, one per phase of lib/jobs.ts `splitPhases`. */
   public phases?: {
     readonly pre: k8s.yaml.v2.ConfigGroup;
@@ -182,6 +188,25 @@ export class Site extends pulumi.ComponentResource {
     this.release = releaseVersion;
     this.plan = pulumi.output(plan.table);
     this.deployment = this.deploy(name, plan, args.overlayDir, args.renderOverlay);
+    const releaseDigest: pulumi.Input<string> | undefined = this.releaseImage
+      ? this.releaseImage.digest
+      : plan.deploy.releaseDigest;
+    if (releaseDigest !== undefined) {
+      // Declared after the deployment: it runs only when every phase, post-deploy Jobs
+      // included, passed (a failed Job fails the update before it).
+      this.verification = new SiteVerification(
+        `${name}-verification`,
+        {
+          releaseRepository: `${plan.registry}/${plan.project}/${RELEASE_IMAGE}`,
+          site: plan.site,
+          ring: plan.ring,
+          release: this.release,
+          digest: releaseDigest,
+          jobs: this.postDeployJobs,
+        },
+        { parent: this, dependsOn: [this.deployment] },
+      );
+    }
     if (this.releaseImage) {
       // The pointer moves last: after the release, its images and the site's own deployment
       // (a failed deploy leaves the ring where it was). The deployment reads the release's
@@ -310,11 +335,17 @@ export class Site extends pulumi.ComponentResource {
         const { renderOverlay } = await import("../../lib/kubectl");
         return (await renderOverlay(dir, { kubeconfig })).yaml;
       });
-      return new KubectlApply(
+      const applied = new KubectlApply(
         `${name}-apply`,
         { manifests, kubeconfig, release: this.release },
         { parent: this },
       );
+      this.postDeployJobs = applied.jobs.apply((jobs) =>
+        (jobs ?? [])
+          .filter((j) => j.phase === "post-deploy")
+          .map((j) => ({ name: j.name, status: j.status })),
+      );
+      return applied;
     }
     // The provider path follows the same phase rule (lib/jobs.ts splitPhases): one ConfigGroup
     // per phase, each waiting for the one before; the provider awaits the Jobs it creates
@@ -340,6 +371,9 @@ export class Site extends pulumi.ComponentResource {
       { parent: this, dependsOn: [main] },
     );
     this.phases = { pre, main, post };
+    this.postDeployJobs = phases.apply((p) =>
+      p.post.map((j) => ({ name: String(j.metadata?.name), status: "Complete" })),
+    );
     return post;
   }
 }

@@ -228,6 +228,15 @@ describe("Site (Pulumi mocks)", () => {
     assert.deepEqual(names(groups[0]), ["Namespace/example-dev", "Job/migrate-0-1-0"]);
     assert.deepEqual(names(groups[1]), ["Deployment/backend"]);
     assert.deepEqual(names(groups[2]), ["Job/smoke-0-1-0"]);
+    // The verification comes after the post-deploy Jobs and names them.
+    assert.ok(site.verification, "a verification is declared");
+    await output(site.verification.urn);
+    const verification = recorded.find((r) => r.type.endsWith("dynamic/site:SiteVerification"));
+    assert.equal(verification?.name, "dev-developers-verification");
+    assert.deepEqual(verification?.inputs.jobs, [{ name: "smoke-0-1-0", status: "Complete" }]);
+    assert.equal(verification?.inputs.ring, "developers");
+    assert.equal(verification?.inputs.digest, digestOf("dev-developers-release-tag"));
+    assert.equal(verification?.inputs.releaseRepository, "127.0.0.1:5001/example/release");
     assert.deepEqual(rendered, [out]);
     const kustomization = fs.readFileSync(path.join(out, "kustomization.yaml"), "utf8");
     assert.match(kustomization, new RegExp(`digest: ${digestOf("dev-developers-backend-tag")}`));
