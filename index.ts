@@ -4,6 +4,7 @@
  * resources, nothing changed), then creates one Site, which builds, releases and deploys.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { renderWithProvider } from "./components/site/render";
 import { Site } from "./components/site/site";
 import type { PreviousForeignImages } from "./lib/images";
 import { prepareSite, readConfig, type BuiltImages, type SitePlan } from "./lib/site";
@@ -17,22 +18,6 @@ const stack = pulumi.getStack();
  * 30 s before the update fails.
  */
 const EXIT_AFTER_LOGGED_ERROR = 32;
-
-/**
- * Renders a Kustomize directory with the kubernetes provider's kustomize, the one
- * `kustomize.v2.Directory` applies with, so that the planning step checks the images of the
- * objects the provider path deploys (lib/site.ts; the local platform renders with kubectl).
- */
-async function renderWithProvider(directory: string): Promise<readonly unknown[]> {
-  // Imported here: the local platform has no kubernetes provider and never calls this.
-  const { yaml } = await import("@pulumi/kubernetes");
-  const out = await pulumi.runtime.invoke(
-    "kubernetes:kustomize:directory",
-    { directory },
-    yaml.getInvokeOpts(),
-  );
-  return (out as { result?: unknown[] }).result ?? [];
-}
 
 async function planSite(): Promise<SitePlan> {
   try {

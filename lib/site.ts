@@ -43,6 +43,7 @@ import {
   type ForeignOverlay,
   type PreviousForeignImages,
 } from "./images";
+import { splitPhases, type ManifestObject } from "./jobs";
 import { imagesNotByDigest, imagesNotByDigestMessage, renderOverlay } from "./kubectl";
 import { pinnedImages, writeSiteOverlay, type ServiceDigest } from "./kustomize";
 import { checkout, resolveBranch } from "./git";
@@ -169,6 +170,8 @@ export interface SitePlan {
   /** Non-building sites: the release version and the images they deploy, by service. */
   readonly deploy: {
     readonly release?: string;
+    /** The digest of that release (what the site's verification names). */
+    readonly releaseDigest?: string;
     readonly images: Readonly<Record<string, DeployImage>>;
   };
   /** The release plan as a table (lib/plan.ts formatPlan). */
@@ -470,7 +473,14 @@ async function resolveManifestImages(
     });
   try {
     write({ pins: [], annotations: [], fields });
-    const uses = findImages(await render(dir), fields).filter(
+    const objects = await render(dir);
+    try {
+      // Phase annotations are input too: a bad one fails here, before anything is created.
+      splitPhases(objects as ManifestObject[], "");
+    } catch (err) {
+      throw new ConfigError([{ file, message: (err as Error).message }]);
+    }
+    const uses = findImages(objects, fields).filter(
       (u) => !(isByDigest(u.image) && serviceRepositories.has(writtenName(u.image))),
     );
     const platforms = [...new Set(Object.values(repo.services).flatMap((s) => s.platforms))].map(
@@ -808,7 +818,10 @@ async function planDeploy(
       action: "reuse",
       version: release?.version ?? "",
     },
-    deploy: { ...(release ? { release: release.version } : {}), images },
+    deploy: {
+      ...(release ? { release: release.version, releaseDigest: release.digest } : {}),
+      images,
+    },
     table: [
       `Deploy plan for site ${base.site} (${followed})`,
       `${"SERVICE".padEnd(12)}  ${"VERSION".padEnd(10)}  WHY`,

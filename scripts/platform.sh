@@ -8,6 +8,7 @@
 #   scripts/platform.sh down     stop every part (data is kept; `down --purge` deletes it)
 #   scripts/platform.sh env      print the environment to `eval` in a shell (PATH, KUBECONFIG, PULUMI_*)
 #   scripts/platform.sh tools    only build or install the binaries (what CI caches)
+#   scripts/platform.sh restart-kwok  restart only the simulated node (after its stages changed)
 #
 # Binaries are built from Go modules or installed from Debian and cached outside
 # the checkout in $GITOPS_RINGS_CACHE (default ~/.cache/gitops-rings), keyed by
@@ -277,8 +278,18 @@ start_kubernetes() {
   start kube-scheduler "$curl_k -k https://127.0.0.1:10259/healthz" \
     "$kube_bin/kube-scheduler" --kubeconfig "$kc" --authentication-kubeconfig "$kc" \
     --authorization-kubeconfig "$kc" --leader-elect=false --bind-address 127.0.0.1
+  start_kwok
+}
+
+# The simulated node. Its Pod stages (scripts/platform/kwok-stages.yaml) run Pods, complete the
+# Pods of Jobs, and fail the Pods labelled with kwok's chaos label (how tests fail a Job).
+start_kwok() {
+  local pki="$STATE/pki" kc="$STATE/kubeconfig"
+  mkdir -p "$STATE/kwok"
+  cp "$root/scripts/platform/kwok-stages.yaml" "$STATE/kwok/stages.yaml"
   start kwok "curl -fsS http://127.0.0.1:10247/healthz" \
     bash -c "'$root/scripts/platform/kwok-node.sh' '$kc' '$pki' $APISERVER_PORT && exec '$kwok_bin/kwok' --kubeconfig '$kc' \
+      --config '$STATE/kwok/stages.yaml' \
       --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
       --node-lease-duration-seconds 40 --cidr 10.0.1.0/24 --node-ip 10.0.1.1 --node-port 10247 --server-address 127.0.0.1:10247"
 }
@@ -350,5 +361,7 @@ case "${1:-}" in
   start-registry) start_registry ;;
   start-buildkit) start_buildkit ;;
   start-kubernetes) start_kubernetes ;;
+  # Only the simulated node, e.g. after its stages changed; the API server and the rest keep running.
+  restart-kwok) stop kwok; start_kwok ;;
   *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

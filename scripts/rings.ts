@@ -4,7 +4,9 @@
  * and the invariant checker (lib/check.ts).
  *
  *   npm run rings -- status              every ring's release and every service's version in it
- *   npm run rings -- promote <ring> [to] copy ring <ring>'s release to the next ring (or <to>)
+ *   npm run rings -- promote <ring> [to] [--force [--reason <text>]]
+ *                                        copy ring <ring>'s release to the next ring (or <to>), once a
+ *                                        site of <ring> verified it (--force: anyway, recorded)
  *   npm run rings -- shift               the whole train one step (the last ring's release to post)
  *   npm run rings -- unshift             the whole train one step back
  *   npm run rings -- check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json]
@@ -30,22 +32,42 @@ import { mapLimit } from "../lib/limit";
 import { REPOSITORY_FILE } from "../lib/site";
 import { StateStore } from "../lib/state-store";
 import type { RingState } from "../lib/types";
+import {
+  formatVerification,
+  readRecords,
+  recordOverride,
+  requireVerified,
+  type ReleaseRecords,
+} from "../lib/verification";
 
 const USAGE =
-  "usage: rings status | promote <ring> [to-ring] | shift | unshift | " +
+  "usage: rings status | promote <ring> [to-ring] [--force [--reason <text>]] | shift | unshift | " +
   "check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json]" +
   " (all take --registry host[:port])";
 
-/** The status table: one row per ring, one column per service. */
-export function formatRings(states: readonly RingState[], services: readonly string[]): string {
+/**
+ * The status table: one row per ring, one column per service, and with `records` (by ring) a
+ * VERIFIED column: the sites of the ring that verified its release, and forced promotions.
+ */
+export function formatRings(
+  states: readonly RingState[],
+  services: readonly string[],
+  records?: ReadonlyMap<string, ReleaseRecords>,
+): string {
   return formatTable([
-    ["RING", "RELEASE", ...services],
+    ["RING", "RELEASE", ...services, ...(records ? ["VERIFIED"] : [])],
     ...states.map((s) => [
       s.ring,
       s.release?.version ?? "-",
       ...services.map((name) => s.release?.services[name]?.version ?? "-"),
+      ...(records ? [recordsOf(s, records)] : []),
     ]),
   ]);
+}
+
+function recordsOf(s: RingState, records: ReadonlyMap<string, ReleaseRecords>): string {
+  const r = records.get(s.ring);
+  return s.release && r ? formatVerification(s.ring, r) : "-";
 }
 
 /** What `check` prints by hand: the violations' table, or that all hold; then what it read. */
@@ -129,6 +151,8 @@ async function main(argv: string[]): Promise<number> {
       outputs: { type: "string", multiple: true },
       kubeconfig: { type: "string" },
       json: { type: "boolean" },
+      force: { type: "boolean" },
+      reason: { type: "string" },
     },
   });
   const [command, ...rest] = positionals;
@@ -142,14 +166,46 @@ async function main(argv: string[]): Promise<number> {
   });
   const services = Object.keys(repo.services).sort();
   const show = async () => {
-    console.log(formatRings(await store.readRings(), services));
+    const states = await store.readRings();
+    const records = new Map<string, ReleaseRecords>();
+    for (const st of states) {
+      if (st.release) {
+        records.set(
+          st.ring,
+          await readRecords(store.client, store.releaseRepository, st.release.digest),
+        );
+      }
+    }
+    console.log(formatRings(states, services, records));
     return 0;
   };
   switch (command) {
     case "status":
       return show();
     case "promote": {
-      if (!rest[0]) throw new Error("usage: rings promote <ring> [to-ring]");
+      if (!rest[0]) throw new Error("usage: rings promote <ring> [to-ring] [--force]");
+      const from = (await store.readRing(rest[0])).release;
+      if (from) {
+        // Verified promotion: a site of the ring verified its release (lib/verification.ts).
+        const records = await readRecords(store.client, store.releaseRepository, from.digest);
+        try {
+          requireVerified(rest[0], from, records);
+        } catch (err) {
+          if (!values.force) throw err;
+          const by = process.env.GITOPS_RINGS_USER ?? process.env.USER ?? "unknown";
+          await recordOverride(store.client, store.releaseRepository, {
+            ring: rest[0],
+            release: from.version,
+            digest: from.digest,
+            time: new Date().toISOString(),
+            by,
+            reason: values.reason ?? "promote --force",
+          });
+          console.log(
+            `ring ${rest[0]}: release ${from.version} promoted unverified (--force by ${by}, recorded)`,
+          );
+        }
+      }
       const state = await store.promote(rest[0], rest[1]);
       console.log(`ring ${state.ring} -> release ${state.release?.version}`);
       return show();

@@ -425,7 +425,9 @@ describe("a site on the local platform (end to end)", function () {
       });
     const promoted = rings("promote", "developers");
     assert.match(promoted, /ring testers -> release 0\.1\.3/);
-    assert.match(promoted, /^testers\s+0\.1\.3\s+0\.1\.1\s+0\.1\.1\s+0\.1\.2$/m);
+    // dev-developers verified 0.1.3 (its deployment passed); no testers site has yet.
+    assert.match(promoted, /^testers\s+0\.1\.3\s+0\.1\.1\s+0\.1\.1\s+0\.1\.2\s+no$/m);
+    assert.match(promoted, /^developers\s+0\.1\.3\s.*yes: dev-developers \(rollout\)$/m);
     const up = await timed("dev-testers after promote", testers);
     assert.deepEqual(built(up.outputs), []);
     assert.equal(up.outputs.release.value, "0.1.3");
