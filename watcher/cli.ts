@@ -37,7 +37,8 @@ export async function watch(options: WatchOptions): Promise<void> {
   logger.info(
     {
       event: "listening",
-      address: typeof address === "object" && address ? `${address.address}:${address.port}` : address,
+      address:
+        typeof address === "object" && address ? `${address.address}:${address.port}` : address,
       root,
       pollIntervalSeconds: options.pollIntervalMs / 1000,
       includeBuilding: options.includeBuilding,

@@ -13,13 +13,11 @@ import * as path from "node:path";
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
-  type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import {
-  CONFIG_NAMESPACE,
-  RELEASE,
-  parseSiteConfig,
-  siteValuesFromConfigMap,
-} from "../lib/config";
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from "fastify";
+import { CONFIG_NAMESPACE, RELEASE, parseSiteConfig, siteValuesFromConfigMap } from "../lib/config";
 import { EVENTS_MEDIA_TYPE, envelopeSchema, type RegistryEvent } from "./events";
 import {
   pinKey,
@@ -223,7 +221,10 @@ export function createServer(watcher: Watcher, options: ServerOptions): FastifyI
     },
   );
 
-  app.post<{ Params: { repo: string }; Body: { site: string; pinnedTag?: string; autoDeploy?: boolean } }>(
+  app.post<{
+    Params: { repo: string };
+    Body: { site: string; pinnedTag?: string; autoDeploy?: boolean };
+  }>(
     "/tags/:repo",
     {
       onRequest: auth,
@@ -303,12 +304,17 @@ export function createServer(watcher: Watcher, options: ServerOptions): FastifyI
       const pinned = JSON.stringify(withConfigValue(raw, key, undefined)) !== JSON.stringify(raw);
       if (pinned) await watcher.writeConfig(site, [{ key }]);
       watcher.queue.enqueue(site, { reason: "api", force: true });
-      return { message: pinned ? `site ${site}: ${key} removed` : `site ${site}: ${key} was not set`, site };
+      return {
+        message: pinned ? `site ${site}: ${key} removed` : `site ${site}: ${key} was not set`,
+        site,
+      };
     },
   );
 
-  app.get("/sites", { schema: { response: { 200: { type: "array", items: anyObject } } } }, async () =>
-    watcher.sites().map((e) => siteView(watcher, e)),
+  app.get(
+    "/sites",
+    { schema: { response: { 200: { type: "array", items: anyObject } } } },
+    async () => watcher.sites().map((e) => siteView(watcher, e)),
   );
 
   app.get<{ Params: { site: string } }>(
@@ -341,7 +347,10 @@ export function createServer(watcher: Watcher, options: ServerOptions): FastifyI
         response: {
           200: {
             type: "object",
-            properties: { events: { type: "number" }, sites: { type: "array", items: { type: "string" } } },
+            properties: {
+              events: { type: "number" },
+              sites: { type: "array", items: { type: "string" } },
+            },
           },
         },
       },

@@ -116,7 +116,9 @@ export function pinKey(service: string, pinnedTag: string): { key: string; value
 
 /** The stack config key that `POST /tags/{repo}/reset` removes (see {@link pinKey}). */
 export function pinRoot(service: string): string {
-  return service === RELEASE ? `${CONFIG_NAMESPACE}:release` : `${CONFIG_NAMESPACE}:pins.${service}`;
+  return service === RELEASE
+    ? `${CONFIG_NAMESPACE}:release`
+    : `${CONFIG_NAMESPACE}:pins.${service}`;
 }
 
 /** A pin as the API shows it: the tag, version or digest. */
