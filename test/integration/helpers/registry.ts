@@ -37,7 +37,7 @@ export interface StartRegistryOptions {
   /** Protect the registry with htpasswd basic auth for this user. */
   readonly basicAuth?: { readonly username: string; readonly password: string };
   /**
-   * Send Distribution's webhook notifications (pushes and deletes; pulls ignored) to `url`
+   * Send Distribution's webhook notifications (manifest events; blob events ignored) to `url`
    * with `Authorization: Bearer <token>`, as scripts/platform.sh configures the platform's
    * registry for the watcher.
    */
@@ -55,6 +55,7 @@ export function notificationsConfig(url: string, token: string): string {
       timeout: 2s
       threshold: 5
       backoff: 1s
+      ignoredmediatypes: [application/octet-stream]
       ignore:
         actions: [pull]
 `;
