@@ -18,6 +18,7 @@ import {
   withConfigValue,
 } from "../../watcher/sites";
 import { Watcher } from "../../watcher/watcher";
+import { FakeClock } from "./helpers/fakeClock";
 
 const D1 = `sha256:${"1".repeat(64)}`;
 const D2 = `sha256:${"2".repeat(64)}`;
@@ -221,12 +222,14 @@ describe("watcher: reconcile and API without Pulumi", () => {
   const readRaw = (file: string) =>
     (parseYaml(fs.readFileSync(file, "utf8")) as { config: Record<string, unknown> }).config;
 
-  function makeWatcher() {
+  function makeWatcher(clock?: FakeClock) {
     return new Watcher({
       root,
       ops,
       logger: pino({ level: "silent" }),
       plan: async () => plan(wanted),
+      pollIntervalMs: 60_000,
+      ...(clock ? { clock } : {}),
     });
   }
 
@@ -331,5 +334,30 @@ describe("watcher: reconcile and API without Pulumi", () => {
     assert.deepEqual(events.json(), { events: 1, sites: ["dev-testers"] });
     await w.queue.idle();
     await app.close();
+  });
+
+  it("GIVEN no notification at all WHEN the poll interval passes THEN the watched sites are checked and deployed anyway", async () => {
+    const clock = new FakeClock();
+    fs.writeFileSync(
+      path.join(root, "stacks/Pulumi.dev-testers.yaml"),
+      stack({ "gitops-rings:autoDeploy": "true" }),
+    );
+    wanted = D1;
+    const w = makeWatcher(clock);
+    w.start();
+    await w.queue.idle();
+    assert.deepEqual(ups, [], "in sync at startup");
+    assert.equal(w.status("dev-testers").checks, 1);
+    wanted = D2; // the registry changed, and its notification was lost
+    clock.advance(59_999);
+    await w.queue.idle();
+    assert.deepEqual(ups, []);
+    clock.advance(1);
+    await w.queue.idle();
+    assert.deepEqual(ups, ["dev-testers"]);
+    assert.equal(w.status("dev-testers").checks, 2);
+    assert.equal(w.status("dev-developers").checks, 0, "building sites are not watched");
+    await w.stop();
+    assert.equal(clock.pending, 0, "no poll after stop");
   });
 });
