@@ -18,7 +18,11 @@ import { Watcher } from "./watcher";
  * @returns when it has stopped (the running updates finished).
  */
 export async function watch(options: WatchOptions): Promise<void> {
-  const logger = pino({ level: options.logLevel, base: { service: "gitops-rings-watch" } });
+  // Synchronous writes: few lines, and none lost or reordered when the process exits.
+  const logger = pino(
+    { level: options.logLevel, base: { service: "gitops-rings-watch" } },
+    pino.destination({ dest: 1, sync: true }),
+  );
   const root = path.resolve(options.dir);
   const watcher = new Watcher({
     root,

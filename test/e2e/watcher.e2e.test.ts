@@ -343,6 +343,7 @@ describe("the watcher on the local platform (end to end)", function () {
       stopping >= 0 && update > stopping && stopped > update,
       JSON.stringify(tail.map((l) => l.event)),
     );
+    assert.equal(tail[stopping].running, 1, "SIGTERM came during the update");
     assert.equal(tail[update].result, "succeeded");
     assert.equal(image("frontend"), byDigest(r2, "frontend"));
     assert.equal(image("backend"), byDigest(r1, "backend"));
