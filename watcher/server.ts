@@ -20,6 +20,7 @@ import Fastify, {
 import { CONFIG_NAMESPACE, RELEASE, parseSiteConfig, siteValuesFromConfigMap } from "../lib/config";
 import { EVENTS_MEDIA_TYPE, envelopeSchema, type RegistryEvent } from "./events";
 import {
+  hasConfigValue,
   pinKey,
   pinRoot,
   pinnedTagOf,
@@ -264,11 +265,9 @@ export function createServer(watcher: Watcher, options: ServerOptions): FastifyI
       }
       // Removing a key that is not set fails in the CLI: remove only what is there.
       const raw = readStackConfig(watcher.options.root, site);
-      const present = (key: string) =>
-        JSON.stringify(withConfigValue(raw, key, undefined)) !== JSON.stringify(raw);
       await watcher.writeConfig(
         site,
-        changes.filter((c) => c.value !== undefined || present(c.key)),
+        changes.filter((c) => c.value !== undefined || hasConfigValue(raw, c.key)),
       );
       // A pin is an explicit request: deploy it even with autoDeploy off. Turning autoDeploy on
       // reconciles what changed while it was off; turning it off deploys nothing.
@@ -300,8 +299,7 @@ export function createServer(watcher: Watcher, options: ServerOptions): FastifyI
       if (!knownRepo(repo)) return reply.code(404).send({ message: `no repository ${repo}` });
       if (!findSite(site)) return reply.code(404).send({ message: `no site ${site} in stacks/` });
       const key = pinRoot(repo);
-      const raw = readStackConfig(watcher.options.root, site);
-      const pinned = JSON.stringify(withConfigValue(raw, key, undefined)) !== JSON.stringify(raw);
+      const pinned = hasConfigValue(readStackConfig(watcher.options.root, site), key);
       if (pinned) await watcher.writeConfig(site, [{ key }]);
       watcher.queue.enqueue(site, { reason: "api", force: true });
       return {

@@ -170,6 +170,25 @@ export function withConfigValue(
   return out;
 }
 
+/** Whether the key path `key` (`gitops-rings:a.b.c`) is set in a stack file's config map. */
+export function hasConfigValue(raw: Readonly<Record<string, unknown>>, key: string): boolean {
+  const [ns, ...rest] = key.split(":");
+  const [top, ...inner] = rest.join(":").split(".");
+  let node: unknown = raw[`${ns}:${top}`];
+  for (const k of inner) {
+    if (typeof node === "string" && /^\s*\{/.test(node)) {
+      try {
+        node = JSON.parse(node);
+      } catch {
+        return false;
+      }
+    }
+    if (node === null || typeof node !== "object") return false;
+    node = (node as Record<string, unknown>)[k];
+  }
+  return node !== undefined;
+}
+
 /** Shortens a digest for messages: `sha256:4f1c2a9b0d3e`. */
 const short = (digest: string | undefined) => (digest ? digest.slice(0, 19) : "nothing");
 

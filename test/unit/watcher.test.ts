@@ -15,6 +15,7 @@ import {
   readRepository,
   siteDrift,
   siteRepositories,
+  hasConfigValue,
   withConfigValue,
 } from "../../watcher/sites";
 import { Watcher } from "../../watcher/watcher";
@@ -140,6 +141,13 @@ describe("watcher: drift, pins, events", () => {
     assert.deepEqual(withConfigValue({}, "gitops-rings:pins.base.digest", D1), {
       "gitops-rings:pins": { base: { digest: D1 } },
     });
+    assert.ok(hasConfigValue(raw, "gitops-rings:pins.backend"));
+    assert.ok(hasConfigValue(raw, "gitops-rings:pins.frontend.version"));
+    assert.ok(!hasConfigValue(raw, "gitops-rings:pins.base"));
+    assert.ok(!hasConfigValue(raw, "gitops-rings:release"));
+    assert.ok(
+      hasConfigValue({ "gitops-rings:pins": '{"base":{"tag":"x"}}' }, "gitops-rings:pins.base.tag"),
+    );
     assert.deepEqual(
       withConfigValue(raw, "gitops-rings:autoDeploy", "true")["gitops-rings:autoDeploy"],
       "true",
@@ -333,6 +341,29 @@ describe("watcher: reconcile and API without Pulumi", () => {
     assert.equal(events.statusCode, 200, events.body);
     assert.deepEqual(events.json(), { events: 1, sites: ["dev-testers"] });
     await w.queue.idle();
+    await app.close();
+  });
+
+  it("GIVEN autoDeploy off WHEN a pin is set and then reset through the API THEN each writes stack config and deploys at once", async () => {
+    const w = makeWatcher();
+    const app = createServer(w, { token: "tok", board: "" });
+    const post = (url: string, payload: object) =>
+      app.inject({ method: "POST", url, headers: { authorization: "Bearer tok" }, payload });
+    const pinned = await post("/tags/backend", { site: "dev-testers", pinnedTag: "0.1.0" });
+    assert.equal(pinned.statusCode, 200, pinned.body);
+    await w.queue.idle();
+    assert.deepEqual(configWrites, ["set dev-testers gitops-rings:pins.backend.version=0.1.0"]);
+    assert.deepEqual(ups, ["dev-testers"], "a pin is an explicit request");
+    const view = (await app.inject({ method: "GET", url: "/tags/backend" })).json();
+    assert.equal(view.sites["dev-testers"].pinnedTag, "0.1.0");
+    assert.equal(view.sites["dev-testers"].autoDeploy, false);
+
+    wanted = D1;
+    const reset = await post("/tags/backend/reset", { site: "dev-testers" });
+    assert.equal(reset.statusCode, 200, reset.body);
+    await w.queue.idle();
+    assert.deepEqual(configWrites.slice(1), ["rm dev-testers gitops-rings:pins.backend"]);
+    assert.deepEqual(ups, ["dev-testers", "dev-testers"]);
     await app.close();
   });
 
