@@ -21,6 +21,10 @@ source "$root/scripts/platform/versions.sh"
 CACHE="${GITOPS_RINGS_CACHE:-$HOME/.cache/gitops-rings}"
 STATE="${GITOPS_RINGS_PLATFORM_DIR:-$root/.platform}"
 REGISTRY_PORT="${GITOPS_RINGS_REGISTRY_PORT:-5001}"
+# Where the registry sends its webhook notifications: the watcher's default address and the
+# development token the `env` command exports (README, "The watcher").
+WATCH_URL="${GITOPS_RINGS_WATCH_URL:-http://127.0.0.1:8787/events}"
+WATCH_TOKEN="${GITOPS_RINGS_WATCH_TOKEN:-gitops-rings-dev-watch}"
 BUILDKIT_PORT="${GITOPS_RINGS_BUILDKIT_PORT:-1234}"
 ETCD_PORT="${GITOPS_RINGS_ETCD_PORT:-2379}"
 APISERVER_PORT="${GITOPS_RINGS_APISERVER_PORT:-6443}"
@@ -170,6 +174,20 @@ storage:
 http:
   addr: 127.0.0.1:$REGISTRY_PORT
   headers: { X-Content-Type-Options: [nosniff] }
+# Manifest pushes and deletes reach the watcher (gitops-rings watch). With no watcher listening,
+# Distribution keeps the events and retries every backoff; the registry itself is unaffected.
+# Distribution 2.8 drops blob events by media type; it sends pulls despite ignore.actions (the
+# watcher drops them), newer versions honour it.
+notifications:
+  endpoints:
+    - name: gitops-rings-watch
+      url: $WATCH_URL
+      headers: { Authorization: [Bearer $WATCH_TOKEN] }
+      timeout: 2s
+      threshold: 5
+      backoff: 5s
+      ignoredmediatypes: [application/octet-stream]
+      ignore: { actions: [pull] }
 EOF
   start registry "curl -fsS http://127.0.0.1:$REGISTRY_PORT/v2/" \
     docker-registry serve "$STATE/registry/config.yml"
@@ -326,6 +344,8 @@ export PULUMI_CONFIG_PASSPHRASE="$DEV_PASSPHRASE"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export GITOPS_RINGS_REGISTRY="127.0.0.1:$REGISTRY_PORT"
+# The watcher's API token, which the platform's registry sends with its notifications.
+export GITOPS_RINGS_WATCH_TOKEN="$WATCH_TOKEN"
 # The local platform builds with buildctl and deploys with kubectl (README, "The local platform").
 export GITOPS_RINGS_PLATFORM=local
 EOF
