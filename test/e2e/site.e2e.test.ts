@@ -169,12 +169,18 @@ describe("a site on the local platform (end to end)", function () {
       assert.equal(labels["org.opencontainers.image.revision"], out[name].revision);
     }
     assert.equal((await client.getLabels(`${repoOf("base")}:0.1.0`)).team, "platform");
-    // Builders push by digest; the only tags are the version tags and the ring pointer.
+    // Builders push by digest; the only tags are the version tags, the ring pointer and the
+    // site's verification of the release it deployed (`sha256-<hex>.verify.<site>`).
+    const releaseDigest = await client.resolveDigest(`${repoOf("release")}:0.1.0`);
     assert.deepEqual(await tagsOf(ALL), [
       ["0.1.0"],
       ["0.1.0"],
       ["0.1.0"],
-      ["0.1.0", "ring-developers"],
+      [
+        "0.1.0",
+        "ring-developers",
+        `${releaseDigest.replace(":", "-")}.verify.dev-developers`,
+      ].sort(),
     ]);
     assert.equal(first.outputs.release.value, "0.1.0");
     const ring = await store.readRing("developers");
