@@ -50,7 +50,7 @@ interface Row {
 }
 
 /** A generated version repository of `size` leaf services. */
-interface BenchRepo {
+export interface BenchRepo {
   readonly dir: string;
   readonly project: string;
   readonly registry: string;
@@ -69,7 +69,7 @@ function git(dir: string, ...args: string[]): void {
 }
 
 /** Writes the version repository of `size` leaves and commits it. */
-function generate(size: number, registry: string, id: string): BenchRepo {
+export function generate(size: number, registry: string, id: string): BenchRepo {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `gitops-rings-bench-${size}-`));
   const project = `bench-${id}-${size}`;
   const namespace = `${project}-dev`;
