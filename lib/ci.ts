@@ -149,6 +149,15 @@ function run(
   });
 }
 
+/** The stack file's config, or none when it cannot be read. */
+function readStackConfigSafe(root: string, site: string): Record<string, unknown> {
+  try {
+    return readStackConfig(root, site);
+  } catch {
+    return {};
+  }
+}
+
 /** Options of {@link previewSite}. */
 export interface PreviewOptions {
   /** The version repository root. */
@@ -193,7 +202,9 @@ export async function previewSite(options: PreviewOptions): Promise<PreviewResul
   try {
     ring = readConfig(root, site, readStackConfig(root, site)).site.ring;
   } catch {
-    // the preview reports the config error
+    // The preview reports the config error; the summary still shows the ring the file names.
+    const raw = readStackConfigSafe(root, site)["gitops-rings:ring"];
+    if (typeof raw === "string") ring = raw;
   }
   const base = { site, ...(ring !== undefined ? { ring } : {}) };
   if (preview.code !== 0) return { ...base, ok: false, error: previewError(preview.output) };

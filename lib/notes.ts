@@ -247,6 +247,8 @@ function reasons(from: SideImage, to: SideImage): string[] {
       why.push(`source ${name} ${x ? short(x) : "none"} -> ${y ? short(y) : "none"}`);
     }
   }
+  // A plan that builds says why itself (lib/plan.ts); digest and version follow from it.
+  if (to.reason?.startsWith("build: ")) return why;
   if (why.length === 0 && from.digest !== to.digest && to.digest !== undefined) {
     why.push("digest changed");
   }
@@ -462,7 +464,7 @@ export function formatNotesTable(notes: ReleaseNotes): string {
 export function escapeMarkdown(text: string): string {
   return text
     .replace(/\\/g, "\\\\")
-    .replace(/[|*_`[\]<>#~]/g, (c) => `\\${c}`)
+    .replace(/[|*_`[\]<#~]/g, (c) => `\\${c}`)
     .replace(/\r?\n/g, " ");
 }
 
