@@ -88,6 +88,8 @@ export interface PreviewResult {
   readonly plan?: string;
   /** The release notes from the ring's release to the plan, as Markdown. */
   readonly notes?: string;
+  /** How many services the notes show as changed, added or removed. */
+  readonly changed?: number;
   /** Why the notes could not be computed, when the preview passed but they failed. */
   readonly notesError?: string;
   /** The current and next release version, for the summary table. */
@@ -226,6 +228,7 @@ export async function previewSite(options: PreviewOptions): Promise<PreviewResul
       ok: true,
       ...(to.plan ? { plan: to.plan } : {}),
       notes: formatNotesMarkdown(notes, { heading: 4 }),
+      changed: notes.services.filter((s) => s.change !== "unchanged").length,
       release: {
         ...(from.release ? { current: from.release } : {}),
         ...(to.release ? { next: to.release } : {}),
@@ -285,8 +288,14 @@ export function commentBody(
     }
     const parts = [`### ${escapeMarkdown(r.site)}`, ""];
     if (r.plan) parts.push(fence(r.plan), "");
-    if (r.notes)
-      parts.push("<details open><summary>Release notes</summary>", "", r.notes, "", "</details>");
+    if (r.notes) {
+      // Open when something changes; a site that deploys what it runs already stays folded.
+      const open = r.changed ? " open" : "";
+      const summary = r.changed
+        ? `Release notes: ${r.changed} changed`
+        : "Release notes: no change";
+      parts.push(`<details${open}><summary>${summary}</summary>`, "", r.notes, "", "</details>");
+    }
     if (r.notesError)
       parts.push(`Release notes could not be computed: ${escapeMarkdown(r.notesError)}`);
     return parts.join("\n");

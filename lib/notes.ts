@@ -31,8 +31,11 @@ export interface SideImage {
   readonly digest?: string;
   /** Its revision; absent when a dependency rebuilds in the plan. */
   readonly revision?: string;
-  /** Versions of the dependency images, by service name. */
-  readonly dependencies: Readonly<Record<string, string>>;
+  /**
+   * Versions of the dependency images, by service name; absent when not known (a deploy
+   * plan's images, whose dependencies their release records).
+   */
+  readonly dependencies?: Readonly<Record<string, string>>;
   /** Its source repositories and commits, sorted by name. */
   readonly sources: readonly SourceCommit[];
   /** Why the plan builds, reuses or selects it (`revision changed`, `ring testers`, …). */
@@ -88,7 +91,6 @@ export function planSide(name: string, plan: SitePlan): Side {
         ...(d.version !== undefined ? { version: d.version } : {}),
         digest: d.digest,
         ...(d.revision !== undefined ? { revision: d.revision } : {}),
-        dependencies: {},
         sources: d.sources,
         reason: d.why,
       };
@@ -231,11 +233,11 @@ function reasons(from: SideImage, to: SideImage): string[] {
   if (from.revision !== undefined && to.revision !== undefined && from.revision !== to.revision) {
     why.push("revision changed");
   }
-  const deps = [...new Set([...Object.keys(from.dependencies), ...Object.keys(to.dependencies)])];
-  for (const d of deps.sort()) {
-    const a = from.dependencies[d];
-    const b = to.dependencies[d];
-    if (a !== b) why.push(`dependency ${d} ${a ?? "none"} -> ${b ?? "none"}`);
+  if (from.dependencies !== undefined && to.dependencies !== undefined) {
+    const [x, y] = [from.dependencies, to.dependencies];
+    for (const d of [...new Set([...Object.keys(x), ...Object.keys(y)])].sort()) {
+      if (x[d] !== y[d]) why.push(`dependency ${d} ${x[d] ?? "none"} -> ${y[d] ?? "none"}`);
+    }
   }
   const byName = (list: readonly SourceCommit[]) => new Map(list.map((s) => [s.name, s]));
   const a = byName(from.sources);
@@ -288,11 +290,15 @@ export function compareSides(from: Side, to: Side): ServiceChange[] {
         sources: sourceChanges,
       };
     }
-    const why = reasons(a, b);
+    // The same digest is the same image, whatever either side knows about it.
+    const why = a.digest !== undefined && a.digest === b.digest ? [] : reasons(a, b);
     // A plan that builds says why first (a dependency rebuild has no revision to compare yet).
     const planned = b.reason?.startsWith("build: ") ? [b.reason.slice("build: ".length)] : [];
     const changed =
-      why.length > 0 || planned.length > 0 || a.version !== b.version || a.digest !== b.digest;
+      why.length > 0 ||
+      planned.length > 0 ||
+      a.version !== b.version ||
+      (a.digest !== b.digest && b.digest !== undefined);
     return {
       service,
       change: changed ? "changed" : "unchanged",

@@ -106,11 +106,18 @@ describe("pull-request CI on the local platform (end to end)", function () {
     repo?.remove();
   });
 
-  it("GIVEN a pull-request-like change (a file of one service, a commit in another's source) WHEN `rings diff <ring> plan:<site>` runs THEN the changed services show their next versions and exactly the commits since their current images", async function () {
+  it("GIVEN a pull-request-like change (a file of one service, the base's Dockerfile, a commit in a source) WHEN `rings diff <ring> plan:<site>` runs THEN the changed services show their next versions and exactly the commits since their current images", async function () {
     git("checkout", "-q", "-b", "pr");
-    const title = "<html><title>v2</title></html>\n";
-    repo.write("app/services/frontend/index.html", title);
-    const frontendCommit = git("rev-parse", "HEAD");
+    repo.write(
+      "app/services/backend/httpd.conf",
+      `${repo.read("app/services/backend/httpd.conf")}# v2\n`,
+    );
+    const backendCommit = git("rev-parse", "HEAD");
+    repo.write(
+      "app/services/base/Dockerfile",
+      `${repo.read("app/services/base/Dockerfile")}ENV TZ=UTC\n`,
+    );
+    const baseCommit = git("rev-parse", "HEAD");
     const workerCommit = source.commit("worker: new message", { "message.txt": "v2\n" });
     const r = script("scripts/rings.ts", [
       "diff",
@@ -128,23 +135,35 @@ describe("pull-request CI on the local platform (end to end)", function () {
       site: "dev-developers",
     });
     const by = Object.fromEntries(notes.services.map((s) => [s.service, s]));
-    assert.deepEqual(
-      [by.frontend.from?.version, by.frontend.to?.version, by.frontend.to?.digest],
-      ["0.1.0", "0.2.0", undefined],
-    );
-    assert.deepEqual(by.frontend.why, ["revision changed"]);
-    assert.deepEqual(
-      by.frontend.versionRepository?.commits.map((c) => [c.commit, c.subject]),
-      [[frontendCommit, "change app/services/frontend/index.html"]],
-    );
-    assert.deepEqual([by.worker.from?.version, by.worker.to?.version], ["0.1.0", "0.2.0"]);
+    // Built in developers at 0.1.0 and promoted to testers: the next build bumps the minor.
+    for (const service of ["base", "backend", "frontend", "worker"]) {
+      assert.deepEqual(
+        [
+          by[service].change,
+          by[service].from?.version,
+          by[service].to?.version,
+          by[service].to?.digest,
+        ],
+        ["changed", "0.1.0", "0.2.0", undefined],
+        service,
+      );
+    }
+    assert.deepEqual(by.base.why, ["revision changed"]);
+    assert.deepEqual(by.backend.why, ["revision changed", "dependency base 0.1.0 -> 0.2.0"]);
+    assert.deepEqual(by.frontend.why, ["dependency changed", "dependency base 0.1.0 -> 0.2.0"]);
+    const commits = (service: string) =>
+      by[service].versionRepository?.commits.map((c) => [c.commit, c.subject]);
+    assert.deepEqual(commits("base"), [[baseCommit, "change app/services/base/Dockerfile"]]);
+    assert.deepEqual(commits("backend"), [
+      [backendCommit, "change app/services/backend/httpd.conf"],
+    ]);
+    assert.deepEqual(commits("frontend"), [], "frontend rebuilds for its base alone");
     assert.deepEqual(
       by.worker.sources.map((s) => [s.name, s.commits.map((c) => [c.commit, c.subject])]),
       [["worker", [[workerCommit, "worker: new message"]]]],
     );
-    assert.equal(by.backend.change, "unchanged");
-    assert.equal(by.base.change, "unchanged");
-    assert.match(notes.plan ?? "", /frontend +build +revision changed +0\.1\.0 +0\.2\.0/);
+    assert.equal(by.worker.versionRepository, undefined, "worker's files live in its source");
+    assert.match(notes.plan ?? "", /base +build +revision changed +0\.1\.0 +0\.2\.0/);
   });
 
   it("GIVEN every site of stacks/ WHEN the workflow's scripts run THEN the matrix lists them, each real preview passes, and the comment body holds the marker and per site the plan and the release notes", async function () {
@@ -170,7 +189,10 @@ describe("pull-request CI on the local platform (end to end)", function () {
     const files = all.map((s) => path.join(out, `preview-${s}.json`));
     const body = script("scripts/ci/comment.ts", ["body", ...files, "--commit", "abc1234"]);
     assert.equal(body.status, 0, body.stderr);
-    fs.writeFileSync(path.join(out, "comment-ok.md"), body.stdout);
+    // GITOPS_RINGS_KEEP_COMMENT=<file> keeps the rendered comment (the README's example).
+    if (process.env.GITOPS_RINGS_KEEP_COMMENT) {
+      fs.writeFileSync(process.env.GITOPS_RINGS_KEEP_COMMENT, body.stdout);
+    }
     assert.ok(body.stdout.startsWith(COMMENT_MARKER));
     assert.match(body.stdout, /✅ 4 site previews passed\./);
     assert.match(
@@ -180,9 +202,9 @@ describe("pull-request CI on the local platform (end to end)", function () {
     assert.match(body.stdout, /Release plan for ring developers/);
     assert.match(
       body.stdout,
-      /\| frontend \| 0\.1\.0 `sha256:[0-9a-f]{12}` \| 0\.2\.0 `\(not built yet\)` \| revision changed \|/,
+      /\| base \| 0\.1\.0 `sha256:[0-9a-f]{12}` \| 0\.2\.0 `\(not built yet\)` \| revision changed \|/,
     );
-    assert.match(body.stdout, /change app/);
+    assert.match(body.stdout, /`[0-9a-f]{7,}` change app\/services\/backend\/httpd\.conf \(Test\)/);
     assert.match(body.stdout, /worker: new message \(Test\)/);
   });
 
@@ -208,7 +230,9 @@ describe("pull-request CI on the local platform (end to end)", function () {
       path.join(out, `preview-${s}.json`),
     );
     const body = script("scripts/ci/comment.ts", ["body", ...files]);
-    fs.writeFileSync(path.join(out, "comment-failed.md"), body.stdout);
+    if (process.env.GITOPS_RINGS_KEEP_COMMENT) {
+      fs.writeFileSync(`${process.env.GITOPS_RINGS_KEEP_COMMENT}.failed.md`, body.stdout);
+    }
     assert.match(body.stdout, /❌ 2 of 3 site previews failed\./);
     assert.match(body.stdout, /\| dev-testers \| testers \| ❌ failed \| – \|/);
     assert.match(

@@ -49,19 +49,26 @@ describe("pull-request CI (lib/ci.ts)", function () {
           plan: "Release plan for ring developers",
           notes: "#### Release notes: …",
           release: { current: "0.1.0", next: "0.2.0" },
+          changed: 2,
         },
+        { site: "prod-lts", ok: true, ring: "lts", notes: "#### lts", changed: 0 },
       ],
       { commit: "abc1234" },
     );
     assert.ok(body.startsWith(`${COMMENT_MARKER}\n## gitops-rings preview`));
-    assert.match(body, /❌ 1 of 2 site previews failed\./);
+    assert.match(body, /❌ 1 of 3 site previews failed\./);
     const rows = body.split("\n").filter((l) => l.startsWith("| dev-") || l.startsWith("| prod-"));
     assert.deepEqual(rows, [
       "| dev-developers | developers | ✅ passed | 0.1.0 → 0.2.0 |",
+      "| prod-lts | lts | ✅ passed | – |",
       "| prod-users | users | ❌ failed | – |",
     ]);
     assert.match(body, /### ❌ prod-users: preview failed\n\n````text\nbad ``` value\n````/);
-    assert.match(body, /<details open><summary>Release notes<\/summary>\n\n#### Release notes: …/);
+    assert.match(
+      body,
+      /<details open><summary>Release notes: 2 changed<\/summary>\n\n#### Release notes: …/,
+    );
+    assert.match(body, /<details><summary>Release notes: no change<\/summary>\n\n#### lts/);
     assert.match(body, /Previewed at abc1234\./);
   });
 });

@@ -128,6 +128,26 @@ describe("release notes (lib/notes.ts)", function () {
     );
   });
 
+  it("GIVEN a deploy plan, whose images carry no dependencies, naming the ring's images THEN nothing changed", function () {
+    const deploy: Side = {
+      name: "plan:prod-users",
+      release: "0.2.0",
+      services: Object.fromEntries(
+        Object.entries(now.services).map(([name, s]) => [
+          name,
+          { version: s.version, digest: s.digest, sources: s.sources, reason: "ring users" },
+        ]),
+      ),
+    };
+    assert.deepEqual(
+      compareSides(now, deploy).map((c) => [c.service, c.change, c.why]),
+      [
+        ["base", "unchanged", ["unchanged"]],
+        ["worker", "unchanged", ["unchanged"]],
+      ],
+    );
+  });
+
   it("GIVEN a lister THEN only changed sources are listed, its notes are kept, and a lister that throws gives a note instead of failing", async function () {
     const calls: string[] = [];
     const notes = await releaseNotes(old, now, {
