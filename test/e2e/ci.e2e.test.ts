@@ -98,12 +98,49 @@ describe("pull-request CI on the local platform (end to end)", function () {
     repo.write("gitops-rings.yaml", stringify(config));
     await (await repo.stack("dev-developers")).up({ onOutput: () => undefined });
     const store = repo.stateStore(client);
-    for (const ring of ["developers", "testers", "users"]) await store.promote(ring);
+    await store.promote("developers");
+    // The scripts as a workflow checks them out: beside the copy's config.
+    fs.cpSync(path.join(ROOT, "scripts"), path.join(repo.dir, "scripts"), { recursive: true });
   });
 
   after(function () {
     source?.remove();
     repo?.remove();
+  });
+
+  it("GIVEN promote.yml's step WHEN scripts/ci/promote.sh runs THEN the ring moves, the job summary has the release notes, and the output names the sites of the next ring", function () {
+    const summary = path.join(out, "summary.md");
+    const output = path.join(out, "output.txt");
+    const r = spawnSync("bash", [path.join(repo.dir, "scripts/ci/promote.sh"), "testers"], {
+      env: { ...env, GITHUB_STEP_SUMMARY: summary, GITHUB_OUTPUT: output },
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.readFileSync(output, "utf8"), 'sites=["prod-users"]\n');
+    const text = fs.readFileSync(summary, "utf8");
+    assert.match(text, /^## Promote testers\n\nring users -> release 0\.1\.0/);
+    assert.match(
+      text,
+      /### Release notes: users before \(no release\) → users now \(release 0\.1\.0\)/,
+    );
+    assert.match(text, /\| worker \| – \| 0\.1\.0 `sha256:[0-9a-f]{12}` \| new \|/);
+    assert.match(text, /Sites to update: `\["prod-users"\]`/);
+  });
+
+  it("GIVEN the last ring promoted by hand THEN every site's ring has a release", async function () {
+    await repo.stateStore(client).promote("users");
+    const rings = await repo.stateStore(client).readRings();
+    assert.deepEqual(
+      rings.map((r) => [r.ring, r.release?.version ?? "-"]),
+      [
+        ["ante", "-"],
+        ["developers", "0.1.0"],
+        ["testers", "0.1.0"],
+        ["users", "0.1.0"],
+        ["lts", "0.1.0"],
+        ["post", "-"],
+      ],
+    );
   });
 
   it("GIVEN a pull-request-like change (a file of one service, the base's Dockerfile, a commit in a source) WHEN `rings diff <ring> plan:<site>` runs THEN the changed services show their next versions and exactly the commits since their current images", async function () {
