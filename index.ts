@@ -4,7 +4,9 @@
  * resources, nothing changed), then creates one Site, which builds, releases and deploys.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { renderWithProvider } from "./components/site/render";
 import { Site } from "./components/site/site";
+import type { PreviousForeignImages } from "./lib/images";
 import { prepareSite, readConfig, type BuiltImages, type SitePlan } from "./lib/site";
 
 const stack = pulumi.getStack();
@@ -17,22 +19,6 @@ const stack = pulumi.getStack();
  */
 const EXIT_AFTER_LOGGED_ERROR = 32;
 
-/**
- * Renders a Kustomize directory with the kubernetes provider's kustomize, the one
- * `kustomize.v2.Directory` applies with, so that the planning step checks the images of the
- * objects the provider path deploys (lib/site.ts; the local platform renders with kubectl).
- */
-async function renderWithProvider(directory: string): Promise<readonly unknown[]> {
-  // Imported here: the local platform has no kubernetes provider and never calls this.
-  const { yaml } = await import("@pulumi/kubernetes");
-  const out = await pulumi.runtime.invoke(
-    "kubernetes:kustomize:directory",
-    { directory },
-    yaml.getInvokeOpts(),
-  );
-  return (out as { result?: unknown[] }).result ?? [];
-}
-
 async function planSite(): Promise<SitePlan> {
   try {
     // Bad config fails first, before anything is read from the registry or created
@@ -43,11 +29,15 @@ async function planSite(): Promise<SitePlan> {
       `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`,
     );
     const previous = ((await self.getOutputValue("builtImages")) ?? {}) as BuiltImages;
+    // What it deployed of the images no service builds, so the plan marks moved tags.
+    const previousImages = ((await self.getOutputValue("foreignImages")) ??
+      {}) as PreviousForeignImages;
     return await prepareSite({
       root: process.cwd(),
       stack,
       config,
       previous,
+      previousImages,
       renderOverlay: renderWithProvider,
     });
   } catch (err) {
@@ -68,5 +58,6 @@ export = async () => {
     services: site.services,
     plan: site.plan,
     builtImages: site.builtImages,
+    foreignImages: site.foreignImages,
   };
 };

@@ -241,6 +241,7 @@ export async function benchRevisionPlan(env: NodeJS.ProcessEnv = process.env): P
         majorBump: {},
         autoDeploy: false,
         sourceCommits: {},
+        images: { requireDigest: false, fields: [] },
       } satisfies SiteConfig,
       current: fixture.states[ring],
       next: nextRing(fixture.repository.rings, ring)

@@ -18,6 +18,7 @@ import * as path from "node:path";
 import * as semver from "semver";
 import * as YAML from "yaml";
 import { z } from "zod";
+import { IMAGE_FIELD_PATH, type ImageField, type ImageRules } from "./images";
 import { compilePattern, patternGroups, templateReferences } from "./policies";
 import type { Digest, RingName, Version } from "./types";
 
@@ -323,8 +324,35 @@ export interface SiteConfig {
   readonly registry?: string;
   /** Whether the watcher runs `pulumi up` on this site when images change. @default false */
   readonly autoDeploy: boolean;
+  /**
+   * How long the deploy waits for all of the site's rollouts together, in seconds; past it the
+   * update fails naming every Deployment not ready and why. @default 300
+   */
+  readonly rolloutTimeout?: number;
   /** Source commits pinned by `<service>/<source>` key. @default {} */
   readonly sourceCommits: Readonly<Record<string, string>>;
+  /**
+   * Rules and extra image fields for the images the site deploys that no service builds
+   * (lib/images.ts; README, "Images a site does not build"). @default `{ requireDigest: false, fields: [] }`
+   */
+  readonly images: SiteImagesConfig;
+}
+
+/**
+ * A site's `images` config: which registries images no service builds may come from, whether
+ * they must be written by digest, and where custom resources keep images (seed 002, kbld's
+ * search rules).
+ *
+ * ```yaml
+ * gitops-rings:images:
+ *   allowedRegistries: [127.0.0.1:5001, docker.io/library]
+ *   requireDigest: [docker.io]      # or true: every such image by digest
+ *   fields: [{ kind: Runner, group: ci.example.com, path: spec/steps[]/image }]
+ * ```
+ */
+export interface SiteImagesConfig extends ImageRules {
+  /** Extra image fields of custom resources, as Kustomize's images configuration writes them. @default [] */
+  readonly fields: readonly ImageField[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -576,6 +604,44 @@ const majorBumpSchema = z
   })
   .pipe(z.record(z.string(), majorSchema));
 
+const secondsSchema = z.preprocess(
+  (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
+  z
+    .unknown()
+    .refine((v) => Number.isSafeInteger(v) && (v as number) >= 1, {
+      message: "is not a duration in seconds (a whole number of at least 1, e.g. 600)",
+    })
+    .transform((v) => v as number),
+);
+
+const registryRuleSchema = text(
+  (v) => REGISTRY.test(v),
+  "is not a registry (host[:port], or host[:port]/path for part of one)",
+);
+
+const imageFieldSchema = strictObject({
+  path: text(
+    (v) => IMAGE_FIELD_PATH.test(v),
+    "is not a field path (keys separated by '/', key[] for every item of a list, e.g. spec/steps[]/image)",
+  ),
+  kind: z.string().min(1).optional(),
+  group: z.string().optional(),
+  version: z.string().min(1).optional(),
+});
+
+const imagesSchema = strictObject({
+  allowedRegistries: z.array(registryRuleSchema).optional(),
+  requireDigest: z
+    .preprocess(
+      (v) => (v === "true" ? true : v === "false" ? false : v),
+      z.union([z.boolean(), z.array(registryRuleSchema)], {
+        error: "is not true, false or a list of registries",
+      }),
+    )
+    .optional(),
+  fields: z.array(imageFieldSchema).optional(),
+});
+
 const siteSchema = strictObject({
   ring: nameSchema,
   environment: nameSchema,
@@ -586,12 +652,14 @@ const siteSchema = strictObject({
   majorBump: majorBumpSchema.optional(),
   registry: registrySchema.optional(),
   autoDeploy: booleanSchema.optional(),
+  rolloutTimeout: secondsSchema.optional(),
   sourceCommits: z
     .record(
       text((v) => /^[^/]+\/[^/]+$/.test(v), "is not a <service>/<source> key"),
       commitSchema,
     )
     .optional(),
+  images: imagesSchema.optional(),
 });
 
 const NOUNS: Record<string, string> = {
@@ -1101,7 +1169,20 @@ export function parseSiteConfig(
     majorBump: sortedRecord(raw.majorBump ?? {}),
     ...(raw.registry !== undefined ? { registry: raw.registry } : {}),
     autoDeploy: raw.autoDeploy ?? false,
+    ...(raw.rolloutTimeout !== undefined ? { rolloutTimeout: raw.rolloutTimeout } : {}),
     sourceCommits: sortedRecord(raw.sourceCommits ?? {}),
+    images: {
+      ...(raw.images?.allowedRegistries !== undefined
+        ? { allowedRegistries: raw.images.allowedRegistries }
+        : {}),
+      requireDigest: raw.images?.requireDigest ?? false,
+      fields: (raw.images?.fields ?? []).map((f) => ({
+        path: f.path,
+        ...(f.kind !== undefined ? { kind: f.kind } : {}),
+        ...(f.group !== undefined ? { group: f.group } : {}),
+        ...(f.version !== undefined ? { version: f.version } : {}),
+      })),
+    },
   };
 }
 

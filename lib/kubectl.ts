@@ -10,6 +10,8 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
+import { findImages, isByDigest, useName, type ImageField } from "./images";
+import { awaitRollouts, type RolloutOptions } from "./rollout";
 
 const run = promisify(execFile);
 
@@ -27,7 +29,7 @@ export interface KubectlOptions {
   readonly kubeconfig?: string;
   /** kubectl binary. @default "kubectl" on PATH */
   readonly kubectl?: string;
-  /** How long to wait for each Deployment's rollout, in seconds. @default 300 */
+  /** How long to wait for the Deployments' rollouts, all together, in seconds. @default 300 */
   readonly timeoutSeconds?: number;
 }
 
@@ -92,7 +94,7 @@ export function objectKey(o: ObjectRef): string {
 
 /**
  * Applies rendered manifests server-side (exactly what was diffed, not a re-render), waits
- * for every Deployment, then deletes the objects of `previous` that `manifests` no longer has.
+ * for every Deployment to roll out, all at once under one timeout (lib/rollout.ts), then deletes the objects of `previous` that `manifests` no longer has.
  * @param manifests multi-document YAML, as {@link renderOverlay} returns it.
  * @returns the identities of the applied objects (to pass as `previous` next time).
  * @throws Error listing every container whose image is not pinned by digest (DESIGN.md
@@ -102,7 +104,7 @@ export function objectKey(o: ObjectRef): string {
 export async function applyManifests(
   manifests: string,
   previous: readonly ObjectRef[],
-  opts: KubectlOptions = {},
+  opts: RolloutOptions = {},
 ): Promise<ObjectRef[]> {
   // The second line of defence of invariant 4 (the planning step checks first): refuse before
   // anything is applied. Thrown here, in the applier, the update shows this message alone.
@@ -116,18 +118,10 @@ export async function applyManifests(
     ["apply", "--server-side", "--force-conflicts", `--field-manager=${FIELD_MANAGER}`, "-f", "-"],
     manifests,
   );
-  const timeout = `${opts.timeoutSeconds ?? 300}s`;
-  for (const o of objects.filter((x) => x.kind === "Deployment")) {
-    // Without a namespace, apply used the kubeconfig context's namespace: so does this.
-    const namespace = o.namespace ? ["-n", o.namespace] : [];
-    await kubectl(opts, [
-      "rollout",
-      "status",
-      `deployment/${o.name}`,
-      ...namespace,
-      `--timeout=${timeout}`,
-    ]);
-  }
+  await awaitRollouts(
+    objects.filter((x) => x.kind === "Deployment"),
+    opts,
+  );
   const now = new Set(objects.map(objectKey));
   await deleteObjects(
     previous.filter((o) => !now.has(objectKey(o))),
@@ -161,66 +155,29 @@ export async function deleteObjects(
   }
 }
 
-interface Container {
-  readonly name?: string;
-  readonly image?: unknown;
-}
-type PodSpec = Partial<
-  Record<"initContainers" | "containers" | "ephemeralContainers", Container[]>
->;
-interface Workload {
-  readonly kind?: string;
-  readonly metadata?: { readonly name?: string; readonly namespace?: string };
-  readonly template?: { readonly spec?: PodSpec };
-  readonly spec?: PodSpec & {
-    readonly template?: { readonly spec?: PodSpec };
-    readonly jobTemplate?: { readonly spec?: { readonly template?: { readonly spec?: PodSpec } } };
-  };
-}
-
-/** The pod spec of a workload object, wherever its kind keeps it. */
-function podSpecOf(o: Workload): PodSpec | undefined {
-  if (o.kind === "Pod") return o.spec;
-  if (o.kind === "PodTemplate") return o.template?.spec;
-  if (o.kind === "CronJob") return o.spec?.jobTemplate?.spec?.template?.spec;
-  return o.spec?.template?.spec;
-}
-
-const CONTAINER_FIELDS = {
-  initContainers: "init container",
-  containers: "container",
-  ephemeralContainers: "ephemeral container",
-} as const;
-
 /**
- * Every container image that is not referenced by digest (`name@sha256:<64 hex>`), as
+ * Every image that is not referenced by digest (`name@sha256:<64 hex>`), as
  * `<Kind>/<namespace>/<name>: <init |ephemeral |>container <c>: "<image>"`: containers, init
  * and ephemeral containers of Pods, PodTemplates, CronJobs' job templates and every kind with a
- * pod template (Deployment, StatefulSet, DaemonSet, Job, ReplicaSet, custom kinds). A site
- * applies images by digest only (DESIGN.md invariant 4); after the site's overlay pinned every
- * service's image, an image here is one no service builds.
+ * pod template (Deployment, StatefulSet, DaemonSet, Job, ReplicaSet, custom kinds), and the
+ * values at `fields` (lib/images.ts findImages). A site applies images by digest only
+ * (DESIGN.md invariant 4); after the site's overlay pinned every service's image and every
+ * image the planning step resolved, an image here is one that reached the deploy unresolved.
  * @param manifests a multi-document YAML stream, or the objects themselves.
- * @returns one line per container, in stream order.
+ * @param fields extra image fields of custom resources (site config `images.fields`).
+ * @returns one line per container or field, in stream order.
  */
-export function imagesNotByDigest(manifests: string | readonly unknown[]): string[] {
+export function imagesNotByDigest(
+  manifests: string | readonly unknown[],
+  fields: readonly ImageField[] = [],
+): string[] {
   const objects =
     typeof manifests === "string"
       ? parseAllDocuments(manifests).map((d) => d.toJS() as unknown)
       : manifests;
-  const found: string[] = [];
-  for (const o of objects as (Workload | null)[]) {
-    const spec = o && typeof o === "object" ? podSpecOf(o) : undefined;
-    if (!o || !spec) continue;
-    for (const [field, what] of Object.entries(CONTAINER_FIELDS) as [keyof PodSpec, string][]) {
-      for (const c of spec[field] ?? []) {
-        if (!/@sha256:[a-f0-9]{64}$/.test(String(c.image))) {
-          const where = `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name}`;
-          found.push(`${where}: ${what} ${c.name}: ${JSON.stringify(c.image)}`);
-        }
-      }
-    }
-  }
-  return found;
+  return findImages(objects, fields)
+    .filter((use) => !isByDigest(use.image))
+    .map((use) => `${useName(use)}: ${JSON.stringify(use.image)}`);
 }
 
 /**

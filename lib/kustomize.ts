@@ -11,6 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { stringify } from "yaml";
+import { IMAGES_ANNOTATION, groupVersion, type ForeignOverlay } from "./images";
 
 /** Label keys the site puts on every object it applies. */
 export const SITE_LABEL = "gitops-rings.io/site";
@@ -41,7 +42,27 @@ export interface SiteOverlay {
   /** Release version the site runs. */
   readonly release: string;
   readonly images: readonly PinnedImage[];
+  /**
+   * When set, every Deployment, StatefulSet, DaemonSet and Job gets the annotation
+   * `pulumi.com/timeoutSeconds` with this value: how long the `@pulumi/kubernetes` provider
+   * waits for it to become ready (its await logic; the kubectl path waits for all rollouts
+   * together and needs none). Only the object's own metadata: its pods are not restarted.
+   */
+  readonly awaitTimeoutSeconds?: number;
+  /**
+   * Images no service builds, resolved by the planning step (lib/images.ts): their pins, the
+   * annotation recording their origins, and extra image fields. @default none
+   */
+  readonly foreign?: ForeignOverlay;
 }
+
+/** The workload kinds whose readiness `@pulumi/kubernetes` awaits. */
+const AWAITED_KINDS = [
+  ["apps/v1", "Deployment"],
+  ["apps/v1", "StatefulSet"],
+  ["apps/v1", "DaemonSet"],
+  ["batch/v1", "Job"],
+] as const;
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
@@ -91,6 +112,23 @@ const IMAGE_FIELDS = {
 };
 
 /**
+ * The `images` entry name that matches exactly one reference as written. Kustomize matches an
+ * entry's name as the start of a regular expression, `^<name>(:<tag>)?(@sha256…)?$`, so that
+ * `redis` would also match `redis:7.4` and a value already pinned (`redis@sha256:…`); the name
+ * is escaped and closed with `$`, which ends the match there (kustomize api/image
+ * IsImageMatched, v4 and v5).
+ */
+export function exactImageName(reference: string): string {
+  return `${reference.replace(/[\\^$.|?*+()[\]{}]/g, "\\$&")}$`;
+}
+
+/** A Kustomize patch target naming exactly one object (its name too is a regular expression). */
+function exactTarget(o: { apiVersion: string; kind: string; name: string }) {
+  const { group, version } = groupVersion(o.apiVersion);
+  return { group, version, kind: o.kind, name: `^${exactImageName(o.name)}` };
+}
+
+/**
  * Kustomize reads kustomization.yaml with YAML 1.1 rules, where `yes`, `on`, `n`, `1_000` are
  * booleans and numbers: quote such strings (a namespace `no`, a ring `on`) so they stay strings.
  */
@@ -116,16 +154,63 @@ export function siteOverlayFiles(dir: string, overlay: SiteOverlay): Record<stri
       throw new Error(`site ${overlay.site}: image ${image.name} is pinned twice`);
     names.add(image.name);
   }
+  const foreign = overlay.foreign ?? { pins: [], annotations: [], fields: [] };
+  for (const pin of foreign.pins) {
+    if (!DIGEST.test(pin.digest)) {
+      throw new Error(
+        `site ${overlay.site}: image ${pin.reference}: "${pin.digest}" is not a sha256 digest; ` +
+          `a site deploys images by digest only`,
+      );
+    }
+  }
   const resource = path.relative(dir, overlay.environmentOverlay).split(path.sep).join("/");
+  const patches = [
+    ...foreign.annotations.map((a) => ({
+      target: exactTarget(a.object),
+      patch: stringify(
+        {
+          apiVersion: a.object.apiVersion,
+          kind: a.object.kind,
+          metadata: { name: a.object.name, annotations: { [IMAGES_ANNOTATION]: a.value } },
+        },
+        YAML_FOR_KUSTOMIZE,
+      ),
+    })),
+    ...(overlay.awaitTimeoutSeconds === undefined
+      ? []
+      : AWAITED_KINDS.map(([apiVersion, kind]) => ({
+          target: { kind },
+          patch: stringify(
+            {
+              apiVersion,
+              kind,
+              metadata: {
+                name: "any",
+                annotations: { "pulumi.com/timeoutSeconds": String(overlay.awaitTimeoutSeconds) },
+              },
+            },
+            YAML_FOR_KUSTOMIZE,
+          ),
+        }))),
+  ];
   const kustomization = {
     apiVersion: "kustomize.config.k8s.io/v1beta1",
     kind: "Kustomization",
     namespace: overlay.namespace,
     resources: ["namespace.yaml", resource],
     configurations: ["image-fields.yaml"],
-    images: [...overlay.images]
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      .map((i) => ({ name: i.name, newName: i.newName, digest: i.digest })),
+    images: [
+      ...[...overlay.images]
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+        .map((i) => ({ name: i.name, newName: i.newName, digest: i.digest })),
+      // Exactly the reference as written, each pinned to what its tag resolved to.
+      ...foreign.pins.map((p) => ({
+        name: exactImageName(p.reference),
+        newName: p.name,
+        digest: p.digest,
+      })),
+    ],
+    ...(patches.length > 0 ? { patches } : {}),
     labels: [
       {
         pairs: {
@@ -148,7 +233,20 @@ export function siteOverlayFiles(dir: string, overlay: SiteOverlay): Record<stri
       "# Generated by gitops-rings for one site; do not edit (it is rewritten on every update).\n" +
       stringify(kustomization, YAML_FOR_KUSTOMIZE),
     "namespace.yaml": stringify(namespace, YAML_FOR_KUSTOMIZE),
-    "image-fields.yaml": stringify(IMAGE_FIELDS, YAML_FOR_KUSTOMIZE),
+    "image-fields.yaml": stringify(
+      {
+        images: [
+          ...IMAGE_FIELDS.images,
+          ...foreign.fields.map((f) => ({
+            path: f.path,
+            ...(f.group !== undefined ? { group: f.group } : {}),
+            ...(f.version !== undefined ? { version: f.version } : {}),
+            ...(f.kind !== undefined ? { kind: f.kind } : {}),
+          })),
+        ],
+      },
+      YAML_FOR_KUSTOMIZE,
+    ),
   };
 }
 

@@ -31,6 +31,19 @@ import {
   serviceImagesOf,
   type DockerfileInfo,
 } from "./dockerfile";
+import {
+  findImages,
+  foreignOverlay,
+  formatForeignImages,
+  isByDigest,
+  resolveForeignImages,
+  useName,
+  writtenName,
+  type ForeignImage,
+  type ForeignOverlay,
+  type PreviousForeignImages,
+} from "./images";
+import { splitPhases, type ManifestObject } from "./jobs";
 import { imagesNotByDigest, imagesNotByDigestMessage, renderOverlay } from "./kubectl";
 import { pinnedImages, writeSiteOverlay, type ServiceDigest } from "./kustomize";
 import { checkout, resolveBranch } from "./git";
@@ -138,6 +151,8 @@ export interface SitePlan {
   readonly build: boolean;
   readonly builder: ImageBuilder;
   readonly deployer: Deployer;
+  /** How long the deploy waits for all rollouts together, in seconds (site config). */
+  readonly rolloutTimeout: number;
   /** Building sites: one step per service in dependency order. Empty otherwise. */
   readonly services: readonly ServiceStep[];
   /** Building sites: the release step. */
@@ -155,6 +170,8 @@ export interface SitePlan {
   /** Non-building sites: the release version and the images they deploy, by service. */
   readonly deploy: {
     readonly release?: string;
+    /** The digest of that release (what the site's verification names). */
+    readonly releaseDigest?: string;
     readonly images: Readonly<Record<string, DeployImage>>;
   };
   /** The release plan as a table (lib/plan.ts formatPlan). */
@@ -165,6 +182,16 @@ export interface SitePlan {
    * imageNameOwners). @default each service's own name only
    */
   readonly imageNames?: Readonly<Record<string, string>>;
+  /**
+   * The images the site deploys that no service builds, resolved to digests by the planning
+   * step, keyed by reference as the manifests write it (lib/images.ts; seed 002). @default {}
+   */
+  readonly foreignImages?: Readonly<Record<string, ForeignImage>>;
+  /**
+   * What the site's overlay adds for them (their pins, the annotation recording their origins,
+   * the site's extra image fields); both deploy paths write it (lib/kustomize.ts). @default none
+   */
+  readonly foreign?: ForeignOverlay;
 }
 
 /** Where a previous update of this stack left its image resources (the `builtImages` output). */
@@ -182,6 +209,11 @@ export interface PrepareOptions {
   readonly config: { readonly repo: RepositoryConfig; readonly site: SiteConfig };
   /** What this stack's previous update built (its `builtImages` output). @default {} */
   readonly previous?: BuiltImages;
+  /**
+   * The images no service builds that this stack's previous update deployed (its
+   * `foreignImages` output), so that the plan marks those whose digest changed. @default {}
+   */
+  readonly previousImages?: PreviousForeignImages;
   /** Environment: `GITOPS_RINGS_PLATFORM`, `BUILDKIT_HOST`, `KUBECONFIG`, `GITOPS_RINGS_BUILDX_BUILDER`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly client?: RegistryClient;
@@ -366,13 +398,19 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
       namespace: siteNamespace(environment.namespace, site.ring),
     },
     ...platformOf(env),
+    rolloutTimeout: site.rolloutTimeout ?? 300,
     imageNames: Object.fromEntries(imageNameOwners(serviceImagesOf(repo, site.registry))),
   };
   const plan = site.build
     ? await planBuild(options, repo, site, store, base)
     : await planDeploy(repo, site, store, client, base);
-  await checkManifestImages(plan, options);
-  return plan;
+  const resolved = await resolveManifestImages(plan, options);
+  const table = formatForeignImages(resolved.foreignImages, options.previousImages);
+  return {
+    ...plan,
+    ...resolved,
+    table: table.length > 0 ? `${plan.table}\n\n${table.join("\n")}` : plan.table,
+  };
 }
 
 /**
@@ -382,15 +420,26 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
 const NOT_BUILT_YET = `sha256:${"0".repeat(64)}`;
 
 /**
- * Renders the site's overlay as the deploy will, before anything is built or pushed
- * (DESIGN.md invariants 4 and 6): every service's image pinned by digest under every name
- * teams write (lib/kustomize.ts pinnedImages), images the update builds with a placeholder
- * digest. Rendered with `kubectl kustomize` on the local platform, else with
+ * Renders the site's overlay as the deploy will, before anything is built or pushed, and
+ * resolves every image no service builds to a digest (DESIGN.md invariants 4 and 6; seed 002,
+ * as kbld does over rendered manifests). First render: every service's image pinned by digest
+ * under every name teams write (lib/kustomize.ts pinnedImages), images the update builds with
+ * a placeholder digest; every other image (containers, init and ephemeral containers of every
+ * workload kind, and the site's extra `images.fields`) is checked against the site's rules and
+ * resolved through the registry client (lib/images.ts resolveForeignImages). Second render,
+ * with those pinned too: every image must now be by digest, each at what it resolved to.
+ * Rendered with `kubectl kustomize` on the local platform, else with
  * {@link PrepareOptions.renderOverlay}.
- * @throws {ConfigError} naming the environment's overlay and, per container whose image is
- *   neither a service's nor by digest, its object, container and image.
+ * @returns the resolved images by reference as written, and the overlay's part for them.
+ * @throws {ConfigError} naming the environment's overlay and, per container whose image breaks
+ *   a rule or cannot be resolved (no such tag or manifest, access denied, registry unreachable),
+ *   its object, container and reference.
  */
-async function checkManifestImages(plan: SitePlan, options: PrepareOptions): Promise<void> {
+async function resolveManifestImages(
+  plan: SitePlan,
+  options: PrepareOptions,
+): Promise<{ foreignImages: Record<string, ForeignImage>; foreign: ForeignOverlay }> {
+  const { repo, site } = options.config;
   const images: Record<string, ServiceDigest> = plan.build
     ? Object.fromEntries(
         plan.services.map((s) => [
@@ -399,6 +448,7 @@ async function checkManifestImages(plan: SitePlan, options: PrepareOptions): Pro
         ]),
       )
     : { ...plan.deploy.images };
+  const serviceRepositories = new Set(Object.values(images).map((i) => i.repository));
   const render: OverlayRenderer =
     plan.deployer.kind === "kubernetes" && options.renderOverlay
       ? options.renderOverlay
@@ -408,8 +458,10 @@ async function checkManifestImages(plan: SitePlan, options: PrepareOptions): Pro
           const { yaml } = await renderOverlay(dir, kubeconfig ? { kubeconfig } : {});
           return parseAllDocuments(yaml).map((d) => d.toJS() as unknown);
         };
+  const file = path.relative(options.root, plan.environment.overlay) || ".";
+  const fields = site.images.fields;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-plan-"));
-  try {
+  const write = (foreign: ForeignOverlay) =>
     writeSiteOverlay(dir, {
       environmentOverlay: plan.environment.overlay,
       namespace: plan.environment.namespace,
@@ -417,16 +469,48 @@ async function checkManifestImages(plan: SitePlan, options: PrepareOptions): Pro
       ring: plan.ring,
       release: plan.build ? plan.release.version : (plan.deploy.release ?? ""),
       images: pinnedImages(images, plan.imageNames),
+      foreign,
     });
-    const found = imagesNotByDigest(await render(dir));
-    if (found.length > 0) {
-      throw new ConfigError([
-        {
-          file: path.relative(options.root, plan.environment.overlay) || ".",
-          message: `names ${imagesNotByDigestMessage(found)}`,
-        },
-      ]);
+  try {
+    write({ pins: [], annotations: [], fields });
+    const objects = await render(dir);
+    try {
+      // Phase annotations are input too: a bad one fails here, before anything is created.
+      splitPhases(objects as ManifestObject[], "");
+    } catch (err) {
+      throw new ConfigError([{ file, message: (err as Error).message }]);
     }
+    const uses = findImages(objects, fields).filter(
+      (u) => !(isByDigest(u.image) && serviceRepositories.has(writtenName(u.image))),
+    );
+    const platforms = [...new Set(Object.values(repo.services).flatMap((s) => s.platforms))].map(
+      parsePlatform,
+    );
+    const { images: resolved, problems } = await resolveForeignImages(uses, {
+      client: options.client ?? new RegistryClient(),
+      rules: site.images,
+      stackFile: stackFile(plan.site),
+      platforms,
+    });
+    if (problems.length > 0) {
+      throw new ConfigError(problems.map((p) => ({ file, key: p.where, message: p.message })));
+    }
+    const foreign = foreignOverlay(uses, resolved, fields);
+    write(foreign);
+    const rendered = findImages(await render(dir), fields);
+    const found = imagesNotByDigest(rendered, fields);
+    if (found.length > 0) {
+      throw new ConfigError([{ file, message: `names ${imagesNotByDigestMessage(found)}` }]);
+    }
+    // Kustomize pinned each reference exactly where it was written, and nothing else.
+    const expected = new Map(uses.map((u) => [useName(u), resolved[u.image]?.image]));
+    for (const use of rendered) {
+      const want = expected.get(useName(use));
+      if (want !== undefined && use.image !== want) {
+        throw new Error(`${file}: ${useName(use)}: pinned to "${use.image}", not "${want}"`);
+      }
+    }
+    return { foreignImages: resolved, foreign };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -734,7 +818,10 @@ async function planDeploy(
       action: "reuse",
       version: release?.version ?? "",
     },
-    deploy: { ...(release ? { release: release.version } : {}), images },
+    deploy: {
+      ...(release ? { release: release.version, releaseDigest: release.digest } : {}),
+      images,
+    },
     table: [
       `Deploy plan for site ${base.site} (${followed})`,
       `${"SERVICE".padEnd(12)}  ${"VERSION".padEnd(10)}  WHY`,

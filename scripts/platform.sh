@@ -8,6 +8,7 @@
 #   scripts/platform.sh down     stop every part (data is kept; `down --purge` deletes it)
 #   scripts/platform.sh env      print the environment to `eval` in a shell (PATH, KUBECONFIG, PULUMI_*)
 #   scripts/platform.sh tools    only build or install the binaries (what CI caches)
+#   scripts/platform.sh restart-kwok  restart only the simulated node (after its stages changed)
 #
 # Binaries are built from Go modules or installed from Debian and cached outside
 # the checkout in $GITOPS_RINGS_CACHE (default ~/.cache/gitops-rings), keyed by
@@ -20,6 +21,10 @@ source "$root/scripts/platform/versions.sh"
 CACHE="${GITOPS_RINGS_CACHE:-$HOME/.cache/gitops-rings}"
 STATE="${GITOPS_RINGS_PLATFORM_DIR:-$root/.platform}"
 REGISTRY_PORT="${GITOPS_RINGS_REGISTRY_PORT:-5001}"
+# Where the registry sends its webhook notifications: the watcher's default address and the
+# development token the `env` command exports (README, "The watcher").
+WATCH_URL="${GITOPS_RINGS_WATCH_URL:-http://127.0.0.1:8787/events}"
+WATCH_TOKEN="${GITOPS_RINGS_WATCH_TOKEN:-gitops-rings-dev-watch}"
 BUILDKIT_PORT="${GITOPS_RINGS_BUILDKIT_PORT:-1234}"
 ETCD_PORT="${GITOPS_RINGS_ETCD_PORT:-2379}"
 APISERVER_PORT="${GITOPS_RINGS_APISERVER_PORT:-6443}"
@@ -196,6 +201,20 @@ storage:
 http:
   addr: 127.0.0.1:$REGISTRY_PORT
   headers: { X-Content-Type-Options: [nosniff] }
+# Manifest pushes and deletes reach the watcher (gitops-rings watch). With no watcher listening,
+# Distribution keeps the events and retries every backoff; the registry itself is unaffected.
+# Distribution 2.8 drops blob events by media type; it sends pulls despite ignore.actions (the
+# watcher drops them), newer versions honour it.
+notifications:
+  endpoints:
+    - name: gitops-rings-watch
+      url: $WATCH_URL
+      headers: { Authorization: [Bearer $WATCH_TOKEN] }
+      timeout: 2s
+      threshold: 5
+      backoff: 5s
+      ignoredmediatypes: [application/octet-stream]
+      ignore: { actions: [pull] }
 EOF
   start registry "curl -fsS http://127.0.0.1:$REGISTRY_PORT/v2/" \
     docker-registry serve "$STATE/registry/config.yml"
@@ -304,8 +323,18 @@ start_kubernetes() {
   start kube-scheduler "$curl_k -k https://127.0.0.1:10259/healthz" \
     "$kube_bin/kube-scheduler" --kubeconfig "$kc" --authentication-kubeconfig "$kc" \
     --authorization-kubeconfig "$kc" --leader-elect=false --bind-address 127.0.0.1
+  start_kwok
+}
+
+# The simulated node. Its Pod stages (scripts/platform/kwok-stages.yaml) run Pods, complete the
+# Pods of Jobs, and fail the Pods labelled with kwok's chaos label (how tests fail a Job).
+start_kwok() {
+  local pki="$STATE/pki" kc="$STATE/kubeconfig"
+  mkdir -p "$STATE/kwok"
+  cp "$root/scripts/platform/kwok-stages.yaml" "$STATE/kwok/stages.yaml"
   start kwok "curl -fsS http://127.0.0.1:10247/healthz" \
     bash -c "'$root/scripts/platform/kwok-node.sh' '$kc' '$pki' $APISERVER_PORT && exec '$kwok_bin/kwok' --kubeconfig '$kc' \
+      --config '$STATE/kwok/stages.yaml' \
       --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
       --node-lease-duration-seconds 40 --cidr 10.0.1.0/24 --node-ip 10.0.1.1 --node-port 10247 --server-address 127.0.0.1:10247"
 }
@@ -342,6 +371,8 @@ export PULUMI_CONFIG_PASSPHRASE="$DEV_PASSPHRASE"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export GITOPS_RINGS_REGISTRY="127.0.0.1:$REGISTRY_PORT"
+# The watcher's API token, which the platform's registry sends with its notifications.
+export GITOPS_RINGS_WATCH_TOKEN="$WATCH_TOKEN"
 # The local platform builds with buildctl and deploys with kubectl (README, "The local platform").
 export GITOPS_RINGS_PLATFORM=local
 EOF
@@ -377,5 +408,7 @@ case "${1:-}" in
   start-registry) start_registry ;;
   start-buildkit) start_buildkit ;;
   start-kubernetes) start_kubernetes ;;
+  # Only the simulated node, e.g. after its stages changed; the API server and the rest keep running.
+  restart-kwok) stop kwok; start_kwok ;;
   *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

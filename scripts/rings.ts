@@ -4,7 +4,9 @@
  * and the invariant checker (lib/check.ts).
  *
  *   npm run rings -- status              every ring's release and every service's version in it
- *   npm run rings -- promote <ring> [to] copy ring <ring>'s release to the next ring (or <to>)
+ *   npm run rings -- promote <ring> [to] [--force [--reason <text>]]
+ *                                        copy ring <ring>'s release to the next ring (or <to>), once a
+ *                                        site of <ring> verified it (--force: anyway, recorded)
  *   npm run rings -- shift               the whole train one step (the last ring's release to post)
  *   npm run rings -- unshift             the whole train one step back
  *   npm run rings -- check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json]
@@ -45,23 +47,43 @@ import {
 import { REPOSITORY_FILE } from "../lib/site";
 import { StateStore } from "../lib/state-store";
 import type { RingState } from "../lib/types";
+import {
+  formatVerification,
+  readRecords,
+  recordOverride,
+  requireVerified,
+  type ReleaseRecords,
+} from "../lib/verification";
 
 const USAGE =
-  "usage: rings status | promote <ring> [to-ring] | shift | unshift | " +
+  "usage: rings status | promote <ring> [to-ring] [--force [--reason <text>]] | shift | unshift | " +
   "check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json] | " +
   "diff <from> <to> [--markdown|--json] [--base <ref>]" +
   " (all take --registry host[:port]; promote, shift and unshift take --markdown|--json)";
 
-/** The status table: one row per ring, one column per service. */
-export function formatRings(states: readonly RingState[], services: readonly string[]): string {
+/**
+ * The status table: one row per ring, one column per service, and with `records` (by ring) a
+ * VERIFIED column: the sites of the ring that verified its release, and forced promotions.
+ */
+export function formatRings(
+  states: readonly RingState[],
+  services: readonly string[],
+  records?: ReadonlyMap<string, ReleaseRecords>,
+): string {
   return formatTable([
-    ["RING", "RELEASE", ...services],
+    ["RING", "RELEASE", ...services, ...(records ? ["VERIFIED"] : [])],
     ...states.map((s) => [
       s.ring,
       s.release?.version ?? "-",
       ...services.map((name) => s.release?.services[name]?.version ?? "-"),
+      ...(records ? [recordsOf(s, records)] : []),
     ]),
   ]);
+}
+
+function recordsOf(s: RingState, records: ReadonlyMap<string, ReleaseRecords>): string {
+  const r = records.get(s.ring);
+  return s.release && r ? formatVerification(s.ring, r) : "-";
 }
 
 /** What `check` prints by hand: the violations' table, or that all hold; then what it read. */
@@ -179,6 +201,8 @@ async function main(argv: string[]): Promise<number> {
       json: { type: "boolean" },
       markdown: { type: "boolean" },
       base: { type: "string" },
+      force: { type: "boolean" },
+      reason: { type: "string" },
     },
   });
   if (values.json && values.markdown) throw new Error("--json and --markdown: choose one");
@@ -193,11 +217,22 @@ async function main(argv: string[]): Promise<number> {
     vendor: repo.vendor,
   });
   const services = Object.keys(repo.services).sort();
-  const show = async () => {
-    const table = formatRings(await store.readRings(), services);
+  /** Prints the status table (after a move, below the notes: `lead` adds a blank line). */
+  const show = async (lead = true) => {
+    const states = await store.readRings();
+    const records = new Map<string, ReleaseRecords>();
+    for (const st of states) {
+      if (st.release) {
+        records.set(
+          st.ring,
+          await readRecords(store.client, store.releaseRepository, st.release.digest),
+        );
+      }
+    }
+    const table = formatRings(states, services, records);
     // With --json the notes are the whole output, so that it parses.
     if (format === "markdown") console.log(`\n\`\`\`\n${table}\n\`\`\``);
-    else if (format === "table") console.log(`\n${table}`);
+    else if (format === "table") console.log(lead ? `\n${table}` : table);
     return 0;
   };
   /** Runs a ring move and prints the notes of what moved, then the rings. */
@@ -209,14 +244,36 @@ async function main(argv: string[]): Promise<number> {
   };
   switch (command) {
     case "status":
-      console.log(formatRings(await store.readRings(), services));
-      return 0;
+      return show(false);
     case "promote": {
-      if (!rest[0]) throw new Error("usage: rings promote <ring> [to-ring]");
+      if (!rest[0]) throw new Error("usage: rings promote <ring> [to-ring] [--force]");
+      // With --json, what is said besides the notes goes to stderr, so that stdout parses.
+      const say = (line: string) => (format === "json" ? console.error(line) : console.log(line));
       return move(async () => {
+        const from = (await store.readRing(rest[0])).release;
+        if (from) {
+          // Verified promotion: a site of the ring verified its release (lib/verification.ts).
+          const records = await readRecords(store.client, store.releaseRepository, from.digest);
+          try {
+            requireVerified(rest[0], from, records);
+          } catch (err) {
+            if (!values.force) throw err;
+            const by = process.env.GITOPS_RINGS_USER ?? process.env.USER ?? "unknown";
+            await recordOverride(store.client, store.releaseRepository, {
+              ring: rest[0],
+              release: from.version,
+              digest: from.digest,
+              time: new Date().toISOString(),
+              by,
+              reason: values.reason ?? "promote --force",
+            });
+            say(
+              `ring ${rest[0]}: release ${from.version} promoted unverified (--force by ${by}, recorded)`,
+            );
+          }
+        }
         const state = await store.promote(rest[0], rest[1]);
-        if (format !== "json")
-          console.log(`ring ${state.ring} -> release ${state.release?.version}\n`);
+        say(`ring ${state.ring} -> release ${state.release?.version}\n`);
       });
     }
     case "shift":

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { loadLib, outputsOf } from "../dynamic";
+import type { JobResult } from "../../lib/jobs";
 import type { ObjectRef } from "../../lib/kubectl";
 
 /** Inputs of {@link KubectlApply} once resolved. */
@@ -8,27 +9,50 @@ export interface KubectlApplyInputs {
   readonly manifests: string;
   /** Kubeconfig path. @default $KUBECONFIG of the engine */
   readonly kubeconfig?: string;
+  /**
+   * How long to wait for all rollouts together, in seconds (not part of the diff: a new limit
+   * deploys nothing). @default 300
+   */
+  readonly timeoutSeconds?: number;
+  /**
+   * The release the manifests deploy: phased Jobs are named after it (lib/jobs.ts).
+   * @default "" (Jobs named `<name>-unreleased`)
+   */
+  readonly release?: string;
 }
 
-type Outs = KubectlApplyInputs & { readonly objects: ObjectRef[] };
+/** Rollout progress lines go to the provider's stderr, which the engine shows for the resource. */
+const progress = (line: string) => console.error(line);
+
+type Outs = KubectlApplyInputs & { readonly objects: ObjectRef[]; readonly jobs: JobResult[] };
 
 const kubectl = () => loadLib<typeof import("../../lib/kubectl")>("kubectl");
+const jobs = () => loadLib<typeof import("../../lib/jobs")>("jobs");
 
 const provider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: KubectlApplyInputs) {
-    const objects = await kubectl().applyManifests(inputs.manifests, [], {
+    const deployed = await jobs().deployInPhases(inputs.manifests, [], inputs.release ?? "", {
       kubeconfig: inputs.kubeconfig,
+      timeoutSeconds: inputs.timeoutSeconds,
+      onProgress: progress,
     });
-    return { id: `site-${Date.now()}`, outs: outputsOf({ ...inputs, objects }) };
+    return { id: `site-${Date.now()}`, outs: outputsOf({ ...inputs, ...deployed }) };
   },
   async diff(_id: string, olds: Outs, news: KubectlApplyInputs) {
-    return { changes: olds.manifests !== news.manifests || olds.kubeconfig !== news.kubeconfig };
+    return {
+      changes:
+        olds.manifests !== news.manifests ||
+        olds.kubeconfig !== news.kubeconfig ||
+        (olds.release ?? "") !== (news.release ?? ""),
+    };
   },
   async update(_id: string, olds: Outs, news: KubectlApplyInputs) {
-    const objects = await kubectl().applyManifests(news.manifests, olds.objects, {
+    const deployed = await jobs().deployInPhases(news.manifests, olds.objects, news.release ?? "", {
       kubeconfig: news.kubeconfig,
+      timeoutSeconds: news.timeoutSeconds,
+      onProgress: progress,
     });
-    return { outs: outputsOf({ ...news, objects }) };
+    return { outs: outputsOf({ ...news, ...deployed }) };
   },
   async delete(_id: string, olds: Outs) {
     await kubectl().deleteObjects(olds.objects, { kubeconfig: olds.kubeconfig });
@@ -36,8 +60,9 @@ const provider: pulumi.dynamic.ResourceProvider = {
 };
 
 /**
- * A site's manifests applied with `kubectl apply --server-side` (field manager `gitops-rings`),
- * waiting for every Deployment to roll out; objects dropped from the manifests are deleted on
+ * A site's manifests applied with `kubectl apply --server-side` (field manager `gitops-rings`)
+ * in the phases of lib/jobs.ts (pre-deploy Jobs awaited, then the workloads and their rollouts,
+ * then the post-deploy Jobs awaited); objects dropped from the manifests are deleted on
  * the next update, and all of them on destroy. Type token
  * `pulumi-nodejs:dynamic/site:KubectlApply`.
  *
@@ -46,12 +71,21 @@ const provider: pulumi.dynamic.ResourceProvider = {
  */
 export class KubectlApply extends pulumi.dynamic.Resource {
   declare public readonly objects: pulumi.Output<ObjectRef[]>;
+  /** The phased Jobs of this update, all `Complete` (a failed one fails the update). */
+  declare public readonly jobs: pulumi.Output<JobResult[]>;
 
   constructor(
     name: string,
     args: { readonly [K in keyof KubectlApplyInputs]: pulumi.Input<KubectlApplyInputs[K]> },
     opts?: pulumi.CustomResourceOptions,
   ) {
-    super(provider, name, { ...args, objects: undefined }, opts, "site", "KubectlApply");
+    super(
+      provider,
+      name,
+      { ...args, objects: undefined, jobs: undefined },
+      opts,
+      "site",
+      "KubectlApply",
+    );
   }
 }

@@ -1,15 +1,20 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { imageLabels, releaseLabels } from "../../lib/labels";
+import { imageLabels, releaseLabels, RELEASE_IMAGE } from "../../lib/labels";
+import type { VerifiedJob } from "../../lib/verification";
 import { revisionOf } from "../../lib/revision";
 import { pinnedImages, writeSiteOverlay } from "../../lib/kustomize";
-import type { SitePlan, ServiceStep } from "../../lib/site";
+import type { ForeignImage } from "../../lib/images";
+import { splitPhases, type ManifestObject } from "../../lib/jobs";
+import type { OverlayRenderer, SitePlan, ServiceStep } from "../../lib/site";
 import type { ImageRecord } from "../../lib/types";
 import { Release } from "../release/release";
 import { Ring } from "../ring/ring";
 import { ServiceImage } from "../service/serviceImage";
 import { KubectlApply } from "./kubectlApply";
+import { renderWithProvider } from "./render";
+import { SiteVerification } from "./verification";
 
 /** Arguments of {@link Site}. */
 export interface SiteArgs {
@@ -20,6 +25,11 @@ export interface SiteArgs {
    * @default `.gitops-rings/sites/<site>` under the working directory
    */
   readonly overlayDir?: string;
+  /**
+   * How the `kubernetes` deployer renders the overlay into objects before splitting them into
+   * phases. @default the kubernetes provider's kustomize (components/site/render.ts)
+   */
+  readonly renderOverlay?: OverlayRenderer;
 }
 
 /** What a site runs, per service (DESIGN.md invariant 5). */
@@ -42,7 +52,8 @@ export interface DeployedService {
  * that records them all. Every site then deploys (flow 2): it writes a Kustomize
  * overlay over its environment's overlay that pins every image by digest and labels the
  * objects with site, ring and release, and applies it with `@pulumi/kubernetes`
- * (`kustomize.v2.Directory`) or, on the local platform, with {@link KubectlApply}. A building
+ * (`yaml.v2.ConfigGroup`, one per phase of lib/jobs.ts) or, on the local platform, with
+ * {@link KubectlApply}; pre-deploy Jobs run before the workloads change, post-deploy Jobs after. A building
  * site declares its {@link Ring} last: the pointer moves only after the release, its images
  * and the deployment succeeded (DESIGN.md invariant 2).
  */
@@ -54,6 +65,12 @@ export class Site extends pulumi.ComponentResource {
   /** The release plan as a table (what preview prints; DESIGN.md flow 7). */
   public readonly plan: pulumi.Output<string>;
   /**
+   * The images the site deploys that no service builds, by reference as written: registry,
+   * repository, tag, digest, image by digest and where they are used (lib/images.ts; the
+   * origins seed 002 records). The next update's plan compares its digests with these.
+   */
+  public readonly foreignImages: pulumi.Output<Record<string, ForeignImage>>;
+  /**
    * The images whose resources this stack declares (built now or kept from an earlier update),
    * by service name and `release`: the next update declares them again with the same inputs
    * instead of dropping them (lib/site.ts `BuiltImages`).
@@ -64,8 +81,21 @@ export class Site extends pulumi.ComponentResource {
   public readonly releaseImage?: Release;
   /** The ring and its pointer, when the site builds. */
   public readonly ring?: Ring;
-  /** What applies the manifests: a kustomize Directory, or KubectlApply on the local platform. */
-  public readonly deployment: k8s.kustomize.v2.Directory | KubectlApply;
+  /**
+   * What the deploy ends with: on the local platform KubectlApply (every phase), else the
+   * ConfigGroup of the post-deploy Jobs, which waits for the others ({@link Site.phases}).
+   */
+  public readonly deployment: k8s.yaml.v2.ConfigGroup | KubectlApply;
+  /** The post-deploy Jobs that passed, as the site's verification records them. */
+  public postDeployJobs: pulumi.Output<VerifiedJob[]> = pulumi.output([]);
+  /** The site's verification of its release (lib/verification.ts), after the deployment. */
+  public readonly verification?: SiteVerification;
+  /** The provider path's ConfigGroups, one per phase of lib/jobs.ts `splitPhases`. */
+  public phases?: {
+    readonly pre: k8s.yaml.v2.ConfigGroup;
+    readonly main: k8s.yaml.v2.ConfigGroup;
+    readonly post: k8s.yaml.v2.ConfigGroup;
+  };
 
   constructor(name: string, args: SiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gitops-rings:site:Site", name, {}, opts);
@@ -164,7 +194,27 @@ export class Site extends pulumi.ComponentResource {
     this.services = pulumi.all(deployed);
     this.release = releaseVersion;
     this.plan = pulumi.output(plan.table);
-    this.deployment = this.deploy(name, plan, args.overlayDir);
+    this.foreignImages = pulumi.output({ ...(plan.foreignImages ?? {}) });
+    this.deployment = this.deploy(name, plan, args.overlayDir, args.renderOverlay);
+    const releaseDigest: pulumi.Input<string> | undefined = this.releaseImage
+      ? this.releaseImage.digest
+      : plan.deploy.releaseDigest;
+    if (releaseDigest !== undefined) {
+      // Declared after the deployment: it runs only when every phase, post-deploy Jobs
+      // included, passed (a failed Job fails the update before it).
+      this.verification = new SiteVerification(
+        `${name}-verification`,
+        {
+          releaseRepository: `${plan.registry}/${plan.project}/${RELEASE_IMAGE}`,
+          site: plan.site,
+          ring: plan.ring,
+          release: this.release,
+          digest: releaseDigest,
+          jobs: this.postDeployJobs,
+        },
+        { parent: this, dependsOn: [this.deployment] },
+      );
+    }
     if (this.releaseImage) {
       // The pointer moves last: after the release, its images and the site's own deployment
       // (a failed deploy leaves the ring where it was). The deployment reads the release's
@@ -194,6 +244,7 @@ export class Site extends pulumi.ComponentResource {
       services: this.services,
       plan: this.plan,
       builtImages: this.builtImages,
+      foreignImages: this.foreignImages,
     });
   }
 
@@ -258,7 +309,8 @@ export class Site extends pulumi.ComponentResource {
     name: string,
     plan: SitePlan,
     overlayDir?: string,
-  ): k8s.kustomize.v2.Directory | KubectlApply {
+    renderOverlay?: OverlayRenderer,
+  ): k8s.yaml.v2.ConfigGroup | KubectlApply {
     const dir = path.resolve(overlayDir ?? path.join(".gitops-rings", "sites", plan.site));
     const images = this.services.apply((services) =>
       // Every service is pinned under every name teams write for it (the planning step rendered
@@ -280,11 +332,13 @@ export class Site extends pulumi.ComponentResource {
       ring: plan.ring,
       release,
       images: pinned,
+      // Images no service builds, as the planning step resolved and checked them.
+      ...(plan.foreign ? { foreign: plan.foreign } : {}),
     }));
     if (plan.deployer.kind === "kubectl") {
       const kubeconfig = plan.deployer.kubeconfig;
       // The planning step checked the rendered images (lib/site.ts). The second check is the
-      // applier's (lib/kubectl.ts applyManifests), inside KubectlApply: an error thrown here,
+      // applier's (lib/jobs.ts deployInPhases), inside KubectlApply: an error thrown here,
       // in an apply whose value is a resource input, would reach the user as `error serializing
       // property "manifests"` with a stack trace; the provider's error is the message alone.
       const manifests = overlay.apply(async (o) => {
@@ -292,19 +346,47 @@ export class Site extends pulumi.ComponentResource {
         const { renderOverlay } = await import("../../lib/kubectl");
         return (await renderOverlay(dir, { kubeconfig })).yaml;
       });
-      return new KubectlApply(`${name}-apply`, { manifests, kubeconfig }, { parent: this });
-    } else {
-      // The provider renders the directory on every update (its children carry the diff);
-      // resolve the path only after the files are written.
-      const directory = overlay.apply((o) => {
-        writeSiteOverlay(dir, o);
-        return dir;
-      });
-      return new k8s.kustomize.v2.Directory(
+      const applied = new KubectlApply(
         `${name}-apply`,
-        { directory, namespace: plan.environment.namespace },
+        { manifests, kubeconfig, release: this.release, timeoutSeconds: plan.rolloutTimeout },
         { parent: this },
       );
+      this.postDeployJobs = applied.jobs.apply((jobs) =>
+        (jobs ?? [])
+          .filter((j) => j.phase === "post-deploy")
+          .map((j) => ({ name: j.name, status: j.status })),
+      );
+      return applied;
     }
+    // The provider path follows the same phase rule (lib/jobs.ts splitPhases): one ConfigGroup
+    // per phase, each waiting for the one before; the provider awaits the Jobs it creates
+    // (Complete, or the update fails) and the rollouts of the workloads.
+    const render = renderOverlay ?? renderWithProvider;
+    const phases = overlay.apply(async (o) => {
+      // The provider awaits each object itself, concurrently; the site's rollout timeout
+      // bounds each of them (the kubectl path bounds them all together).
+      writeSiteOverlay(dir, { ...o, awaitTimeoutSeconds: plan.rolloutTimeout });
+      return splitPhases((await render(dir)) as ManifestObject[], o.release);
+    });
+    const pre = new k8s.yaml.v2.ConfigGroup(
+      `${name}-pre-deploy`,
+      { objs: phases.apply((p) => p.pre) },
+      { parent: this },
+    );
+    const main = new k8s.yaml.v2.ConfigGroup(
+      `${name}-apply`,
+      { objs: phases.apply((p) => p.main) },
+      { parent: this, dependsOn: [pre] },
+    );
+    const post = new k8s.yaml.v2.ConfigGroup(
+      `${name}-post-deploy`,
+      { objs: phases.apply((p) => p.post) },
+      { parent: this, dependsOn: [main] },
+    );
+    this.phases = { pre, main, post };
+    this.postDeployJobs = phases.apply((p) =>
+      p.post.map((j) => ({ name: String(j.metadata?.name), status: "Complete" })),
+    );
+    return post;
   }
 }

@@ -111,14 +111,19 @@ describe("pull-request CI on the local platform (end to end)", function () {
   it("GIVEN promote.yml's step WHEN scripts/ci/promote.sh runs THEN the ring moves, the job summary has the release notes, and the output names the sites of the next ring", function () {
     const summary = path.join(out, "summary.md");
     const output = path.join(out, "output.txt");
-    const r = spawnSync("bash", [path.join(repo.dir, "scripts/ci/promote.sh"), "testers"], {
+    // No site of testers ran (so none verified the release): the workflow's force input.
+    const promoteSh = path.join(repo.dir, "scripts/ci/promote.sh");
+    const r = spawnSync("bash", [promoteSh, "testers", "--force", "--reason", "e2e"], {
       env: { ...env, GITHUB_STEP_SUMMARY: summary, GITHUB_OUTPUT: output },
       encoding: "utf8",
     });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(fs.readFileSync(output, "utf8"), 'sites=["prod-users"]\n');
     const text = fs.readFileSync(summary, "utf8");
-    assert.match(text, /^## Promote testers\n\nring users -> release 0\.1\.0/);
+    assert.match(
+      text,
+      /^## Promote testers\n\nring testers: release 0\.1\.0 promoted unverified \(--force by [^)]*, recorded\)\nring users -> release 0\.1\.0/,
+    );
     assert.match(
       text,
       /### Release notes: users before \(no release\) → users now \(release 0\.1\.0\)/,

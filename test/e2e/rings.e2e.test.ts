@@ -24,6 +24,20 @@ const REFUSED_PATCH = `patches:
         value: -1
 `;
 
+/**
+ * Holds the frontend's rollout for a while after its pods are ready (the Deployment is available
+ * only `minReadySeconds` later), so that another writer can act while the update deploys.
+ */
+const SLOW_ROLLOUT_PATCH = `patches:
+  - target: { kind: Deployment, name: frontend }
+    patch: |-
+      - op: add
+        path: /spec/minReadySeconds
+        value: 15
+`;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 describe("ring pointers on the local platform (end to end)", function () {
   let repo: VersionRepo;
   let store: StateStore;
@@ -112,5 +126,49 @@ describe("ring pointers on the local platform (end to end)", function () {
     assert.notEqual(ring.release?.version, "0.1.0");
     assert.equal(ring.release?.services.frontend.version, "0.1.1");
     assert.equal(frontendImage(), frontend.ref);
+  });
+
+  it("GIVEN another writer moves ring developers while the site's update deploys WHEN the update reaches the ring pointer THEN it fails naming the ring, and the other writer's release stays; the next update moves the ring from there", async function () {
+    const overlay = repo.read(OVERLAY);
+    const versionsBefore = new Set(await store.listVersions());
+    repo.write(
+      "app/services/frontend/index.html",
+      `${repo.read("app/services/frontend/index.html")}<!-- raced -->\n`,
+    );
+    repo.write(OVERLAY, `${overlay}${SLOW_ROLLOUT_PATCH}`);
+    let failed: Error | undefined;
+    try {
+      let settled = false;
+      const update = developers.up({ onOutput: () => undefined }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      void update.finally(() => (settled = true));
+      // The release is pushed before the deploy starts; the ring moves after the rollout.
+      let fresh: string | undefined;
+      while (!settled && fresh === undefined) {
+        fresh = (await store.listVersions()).find((v) => !versionsBefore.has(v));
+        if (fresh === undefined) await sleep(100);
+      }
+      assert.ok(fresh, "the update pushed a new release before it ended");
+      // The other writer: someone rolls the ring back to 0.1.0 by hand, mid-update.
+      await store.moveRing("developers", "0.1.0");
+      failed = await update;
+    } finally {
+      repo.write(OVERLAY, overlay);
+    }
+    assert.ok(failed, "the update fails");
+    assert.match(failed.message, /ring developers moved since the move was planned/);
+    assert.equal((await store.readRing("developers")).release?.version, "0.1.0");
+
+    // Level-triggered: the next update plans from where the ring is now and moves it on.
+    const up = await developers.up({ onOutput: () => undefined });
+    const ring = await store.readRing("developers");
+    assert.equal(ring.release?.version, up.outputs.release.value);
+    assert.notEqual(ring.release?.version, "0.1.0");
+    assert.equal(
+      frontendImage(),
+      ((up.outputs as OutputMap).services.value.frontend as { ref: string }).ref,
+    );
   });
 });

@@ -4,6 +4,8 @@
  * a push or a deploy is read back from the registry or the API server.
  *
  * The steps share one copy of the version repository and run in order, as a user would.
+ * Images no service builds (issue 12) are pushed to the platform's registry under
+ * `<project>-vendor/`, a repository no service builds.
  */
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
@@ -13,6 +15,7 @@ import { RegistryClient } from "../../lib/registry";
 import { StateStore } from "../../lib/state-store";
 import { parse, stringify } from "yaml";
 import { TestRepo } from "../integration/helpers/git";
+import { tarOf } from "../integration/helpers/images";
 import { assertInvariantsHold } from "./helpers/check";
 import {
   assertPlatformEnv,
@@ -237,40 +240,102 @@ describe("a site on the local platform (end to end)", function () {
     assert.equal(running.frontend, services(up.outputs).frontend.ref);
   });
 
-  it("GIVEN a manifest that names by tag an image no service builds WHEN the site is updated THEN the planning step refuses it with the message alone, before anything is built, pushed or moved", async function () {
+  it("GIVEN a manifest whose sidecar names by tag an image no service builds WHEN the site is updated THEN it runs at the tag's digest with its origin recorded; a re-push of the tag shows in the next preview and deploys; a tag that does not exist fails the plan before anything is built, pushed or moved", async function () {
     const file = "app/deploy/base/frontend.yaml";
     const manifest = repo.read(file);
-    const sidecar = `${repo.registry}/elsewhere/sidecar:1.0`;
+    const sidecarRepository = `${repo.registry}/${repo.project}-vendor/sidecar`;
+    const sidecar = `${sidecarRepository}:1.0`;
     const index = "app/services/frontend/index.html";
     const html = repo.read(index);
-    const tagsBefore = await tagsOf(ALL);
-    const ringsBefore = (await store.readRings()).map((r) => r.release?.digest);
-    repo.write(
-      file,
+    const namespace = repo.namespace("dev", "developers");
+    /** Pushes a one-layer image and points the tag at it, as an upstream (re-)push does. */
+    const pushSidecar = async (content: string) => {
+      const image = await client.pushImage(sidecarRepository, {
+        layers: [tarOf({ "sidecar.txt": content })],
+      });
+      await client.moveTag(sidecarRepository, "1.0", image.descriptor.digest);
+      return image.descriptor.digest;
+    };
+    const withSidecar = (image: string) =>
       manifest.replace(
         /( *)- name: frontend\n/,
-        (line, indent: string) => `${indent}- name: sidecar\n${indent}  image: ${sidecar}\n${line}`,
-      ),
-    );
-    repo.write(index, `${html}<!-- would be built -->\n`);
+        (line, indent: string) => `${indent}- name: sidecar\n${indent}  image: ${image}\n${line}`,
+      );
+    const running = () => {
+      const d = kubectlJson(["get", "deployment", "frontend", "-n", namespace]) as unknown as {
+        metadata: { annotations?: Record<string, string> };
+        spec: { template: { spec: { containers: { name: string; image: string }[] } } };
+      };
+      return {
+        sidecar: d.spec.template.spec.containers.find((c) => c.name === "sidecar")?.image,
+        origins: JSON.parse(
+          d.metadata.annotations?.["gitops-rings.io/images"] ?? "null",
+        ) as unknown,
+      };
+    };
     try {
+      const first = await pushSidecar("sidecar 1.0");
+      repo.write(file, withSidecar(sidecar));
+      const up = await timed("a sidecar no service builds, by tag", developers);
+      assert.deepEqual(built(up.outputs), []);
+      const recorded = up.outputs.foreignImages.value as Record<string, Record<string, unknown>>;
+      assert.deepEqual(recorded[sidecar], {
+        reference: sidecar,
+        registry: repo.registry,
+        repository: sidecarRepository,
+        tag: "1.0",
+        digest: first,
+        image: `${sidecarRepository}@${first}`,
+        usedBy: [`Deployment/${namespace}/frontend: container sidecar`],
+      });
+      assert.deepEqual(running(), {
+        sidecar: `${sidecarRepository}@${first}`,
+        origins: [{ origin: sidecar, image: `${sidecarRepository}@${first}` }],
+      });
+
+      // The tag moves upstream: a change to what the site runs, shown by preview, deployed by up.
+      const moved = await pushSidecar("sidecar 1.0, rebuilt upstream");
+      let printed = "";
+      const preview = await developers.preview({ onOutput: (o) => (printed += o) });
+      const row = `${sidecar.replace(/\./g, "\\.")}\\s+1\\.0\\s+${moved}\\s+digest changed \\(was ${first}\\)`;
+      assert.match(printed, new RegExp(row));
+      assert.ok(
+        (preview.changeSummary.update ?? 0) >= 1,
+        `preview: ${JSON.stringify(preview.changeSummary)}`,
+      );
+      assert.equal(running().sidecar, `${sidecarRepository}@${first}`, "preview deployed nothing");
+      const next = await timed("the sidecar's tag moved upstream", developers);
+      assert.deepEqual(built(next.outputs), []);
+      assert.equal(running().sidecar, `${sidecarRepository}@${moved}`);
+
+      // A tag that does not exist fails the plan: nothing is built, pushed or moved.
+      const tagsBefore = await tagsOf(ALL);
+      const ringsBefore = (await store.readRings()).map((r) => r.release?.digest);
+      repo.write(file, withSidecar(`${sidecarRepository}:9.9`));
+      repo.write(index, `${html}<!-- would be built -->\n`);
       const failed = await developers.up({ onOutput: () => undefined }).then(
         () => undefined,
         (e: Error) => e,
       );
       assert.ok(failed, "the update fails");
-      assert.match(failed.message, /images that are neither a service's nor pinned by digest/);
-      assert.ok(failed.message.includes(sidecar), failed.message);
+      assert.ok(
+        failed.message.includes(
+          `Deployment/${namespace}/frontend: container sidecar: "${sidecarRepository}:9.9": ` +
+            `${sidecarRepository} has no tag 9.9`,
+        ),
+        failed.message,
+      );
       assert.doesNotMatch(failed.message, /error serializing property|\n\s+at .*\.ts:\d+/);
+      assert.deepEqual(await tagsOf(ALL), tagsBefore);
+      assert.deepEqual(
+        (await store.readRings()).map((r) => r.release?.digest),
+        ringsBefore,
+      );
+      assert.equal(running().sidecar, `${sidecarRepository}@${moved}`, "nothing was applied");
     } finally {
       repo.write(file, manifest);
       repo.write(index, html);
     }
-    assert.deepEqual(await tagsOf(ALL), tagsBefore);
-    assert.deepEqual(
-      (await store.readRings()).map((r) => r.release?.digest),
-      ringsBefore,
-    );
   });
 
   it("GIVEN a file that only the frontend COPYs changes WHEN the site is updated THEN exactly the frontend is rebuilt with a patch bump and the release is bumped", async function () {
@@ -360,7 +425,9 @@ describe("a site on the local platform (end to end)", function () {
       });
     const promoted = rings("promote", "developers");
     assert.match(promoted, /ring testers -> release 0\.1\.3/);
-    assert.match(promoted, /^testers\s+0\.1\.3\s+0\.1\.1\s+0\.1\.1\s+0\.1\.2$/m);
+    // dev-developers verified 0.1.3 (its deployment passed); no testers site has yet.
+    assert.match(promoted, /^testers\s+0\.1\.3\s+0\.1\.1\s+0\.1\.1\s+0\.1\.2\s+no$/m);
+    assert.match(promoted, /^developers\s+0\.1\.3\s.*yes: dev-developers \(rollout\)$/m);
     const up = await timed("dev-testers after promote", testers);
     assert.deepEqual(built(up.outputs), []);
     assert.equal(up.outputs.release.value, "0.1.3");

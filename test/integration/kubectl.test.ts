@@ -253,22 +253,58 @@ describe("kubectl apply, rollout and prune against the API server", function () 
       );
     });
 
-    it("WHEN a Deployment cannot roll out in time THEN applying throws naming the rollout and the timeout", async () => {
+    it("WHEN a Deployment cannot roll out in time THEN applying throws naming it, why, its conditions and its Pods' scheduling events", async () => {
       const stuck = deployment(ns, "stuck", IMAGE_1, { nodeSelector: { "it.example/none": "x" } });
+      const lines: string[] = [];
       await assert.rejects(
-        applyManifests(yaml(stuck), applied, { timeoutSeconds: 2 }),
+        applyManifests(yaml(web(IMAGE_2), stuck), applied, {
+          timeoutSeconds: 4,
+          onProgress: (l) => lines.push(l),
+        }),
         (err: Error) => {
           assert.match(
             err.message,
-            new RegExp(`^kubectl rollout status deployment/stuck -n ${ns} --timeout=2s: `),
+            /^rollouts not complete after 4s: 1 of 2 Deployments not ready:\n/,
           );
-          assert.match(err.message, /timed out/);
+          assert.match(
+            err.message,
+            new RegExp(`Deployment ${ns}/stuck: 0 of 1 updated replicas available`),
+          );
+          assert.match(err.message, /condition Available=False \(MinimumReplicasUnavailable\)/);
+          assert.match(
+            err.message,
+            /event Pod\/stuck-[a-z0-9-]+: FailedScheduling: .*node\(s\) didn't match/,
+          );
+          assert.doesNotMatch(err.message, /Deployment [^ ]*\/web:/);
           return true;
         },
       );
+      assert.equal(lines.at(-1), "rollouts: 1/2 ready");
       await deleteObjects([
         { apiVersion: "apps/v1", kind: "Deployment", namespace: ns, name: "stuck" },
       ]);
+    });
+
+    it("WHEN twelve Deployments are applied THEN it waits for all of them together, reporting progress up to 12/12", async () => {
+      const many = Array.from({ length: 12 }, (_, i) =>
+        deployment(ns, `many-${i}`, IMAGE_1, {}, { minReadySeconds: MIN_READY }),
+      );
+      const lines: string[] = [];
+      const objects = await applyManifests(yaml(...many), [], { onProgress: (l) => lines.push(l) });
+      assert.equal(lines[0], "rollouts: 0/12 ready");
+      assert.equal(lines.at(-1), "rollouts: 12/12 ready");
+      const counts = lines.map((l) => Number(/(\d+)\/12/.exec(l)?.[1]));
+      assert.deepEqual(
+        counts,
+        [...counts].sort((a, b) => a - b),
+        "progress never goes back",
+      );
+      const live = JSON.parse(await kubectl("get", "deployments", "-n", ns, "-o", "json"));
+      for (const name of many.map((d) => d.metadata.name)) {
+        const d = live.items.find((x: Live) => x.metadata.name === name);
+        assert.equal(d?.status.availableReplicas, 1, `${name} available`);
+      }
+      await deleteObjects(objects);
     });
 
     it("WHEN deleteObjects is given the applied objects THEN the Deployment goes and the Namespace terminates", async () => {

@@ -4,7 +4,8 @@
  * to digest-pinned images in the site's namespace, labelled with site, ring and release on
  * object metadata only; the manifests of test/fixtures/manifests, which name images the way teams
  * write them, render with every service's image by digest; and the planning step (prepareSite)
- * refuses an overlay that names an image no service builds, before anything is built.
+ * refuses an overlay whose image no service builds breaks the site's rules, before anything is
+ * built.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -177,6 +178,26 @@ describe("site overlay rendered by kubectl kustomize", function () {
     assert.deepEqual(releases, Array(6).fill("0.5.0"));
   });
 
+  it("GIVEN an await timeout (the @pulumi/kubernetes path) WHEN rendered THEN each Deployment's own metadata has pulumi.com/timeoutSeconds and its pod template, Services and ConfigMap do not", async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, "await-"));
+    writeSiteOverlay(dir, site({ awaitTimeoutSeconds: 900 }));
+    const rendered = (await render(dir)) as (K8sObject & {
+      metadata: { annotations?: Record<string, string> };
+      spec?: { template?: { metadata?: { annotations?: Record<string, string> } } };
+    })[];
+    const annotated = rendered
+      .filter((o) => o.metadata.annotations?.["pulumi.com/timeoutSeconds"] === "900")
+      .map((o) => `${o.kind}/${o.metadata.name}`)
+      .sort();
+    assert.deepEqual(annotated, ["Deployment/backend", "Deployment/frontend"]);
+    for (const o of rendered) {
+      assert.equal(
+        o.spec?.template?.metadata?.annotations?.["pulumi.com/timeoutSeconds"],
+        undefined,
+      );
+    }
+  });
+
   it("GIVEN a namespace, site and ring YAML 1.1 reads as booleans WHEN rendered THEN they stay strings", async () => {
     const odd = writeSiteOverlay(
       fs.mkdtempSync(path.join(tmp, "yaml11-")),
@@ -269,7 +290,7 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
 
   describe("the planning step (prepareSite)", () => {
     const registry = useRegistry();
-    const plan = (environment: string) =>
+    const plan = (environment: string, images?: unknown) =>
       prepareSite({
         root: FIXTURE,
         stack: `${environment}-developers`,
@@ -277,6 +298,7 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
           "gitops-rings:ring": "developers",
           "gitops-rings:environment": environment,
           "gitops-rings:registry": registry().host,
+          ...(images !== undefined ? { "gitops-rings:images": JSON.stringify(images) } : {}),
         }),
         env: { GITOPS_RINGS_PLATFORM: "local" },
       });
@@ -298,18 +320,22 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
       assert.equal(site.imageNames?.[`${registry().host}/ledger/jobs/worker`], "worker");
     });
 
-    it("GIVEN an overlay with an image by tag that no service builds WHEN planned THEN it throws the overlay, object, container and image, and the registry got nothing", async () => {
-      await assert.rejects(plan("bad"), (err: unknown) => {
-        assert.ok(err instanceof ConfigError, `not a ConfigError: ${String(err)}`);
-        assert.equal(
-          err.message,
-          "deploy/overlays/bad: names images that are neither a service's nor pinned by digest " +
-            "(a site applies images by digest only; name a service's image by its service name, " +
-            "<project>/<image>, <registry>/<project>/<image> or an alias in gitops-rings.yaml, " +
-            'with any tag or none):\nDeployment/ledger-bad-developers/cache: container redis: "redis:7.4"',
-        );
-        return true;
-      });
+    it("GIVEN an overlay with an image by tag from a registry the site does not allow WHEN planned THEN it throws the overlay, object, container, image and key, and the registry got nothing", async () => {
+      // Resolving images no service builds is test/integration/foreign-images.test.ts's; here the
+      // site's rule refuses redis (Docker Hub) before any registry is asked.
+      await assert.rejects(
+        plan("bad", { allowedRegistries: [registry().host] }),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError, `not a ConfigError: ${String(err)}`);
+          assert.equal(
+            err.message,
+            'deploy/overlays/bad: Deployment/ledger-bad-developers/cache: container redis: "redis:7.4" ' +
+              "is from docker.io/library/redis, which stacks/Pulumi.bad-developers.yaml: " +
+              `gitops-rings:images.allowedRegistries does not list (${registry().host})`,
+          );
+          return true;
+        },
+      );
       assert.deepEqual(await catalog(), []);
     });
   });

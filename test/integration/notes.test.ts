@@ -177,13 +177,17 @@ describe("release notes between releases (rings diff)", function () {
 
   it("GIVEN `rings promote` THEN it prints the notes of the ring it moved", async function () {
     await store.moveRing("developers", "0.2.0");
-    const out = rings("promote", "developers");
+    // No site of developers verified 0.2.0 (these releases were pushed by hand): --force.
+    const out = rings("promote", "developers", "--force", "--reason", "test");
+    assert.match(out, /release 0\.2\.0 promoted unverified \(--force by /);
     assert.match(out, /ring testers -> release 0\.2\.0/);
     assert.match(
       out,
       /Release notes: testers before \(no release\) -> testers now \(release 0\.2\.0\)/,
     );
-    const json = JSON.parse(rings("promote", "developers", "--json")) as ReleaseNotes[];
+    const json = JSON.parse(
+      rings("promote", "developers", "--json", "--force", "--reason", "test"),
+    ) as ReleaseNotes[];
     assert.deepEqual(json, [], "nothing moved the second time");
   });
 

@@ -347,6 +347,13 @@ describe("policies over Distribution 2.8 and git", function () {
         "FROM scratch\nCOPY index.html /\n",
       );
       writeFileSync(path.join(root, "services/web/index.html"), "<p>web</p>\n");
+      // The environment's overlay, which the planning step renders and checks; these tests
+      // are about selection, so it carries no workload.
+      mkdirSync(path.join(root, "deploy/dev"), { recursive: true });
+      writeFileSync(
+        path.join(root, "deploy/dev/kustomization.yaml"),
+        "configMapGenerator:\n  - name: settings\n    literals: [MODE=test]\n",
+      );
       src = TestRepo.create();
       commits = [1, 2, 3].map((n) => src.commit(`c${n}`, { "main.go": `// ${n}\n` }));
       const api = `${registry().host}/sites/api`;

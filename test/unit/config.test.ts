@@ -264,6 +264,7 @@ describe("lib/config", () => {
         majorBump: {},
         autoDeploy: false,
         sourceCommits: {},
+        images: { requireDigest: false, fields: [] },
       });
     });
 
@@ -288,7 +289,9 @@ describe("lib/config", () => {
           majorBump: { release: 1, backend: "2" },
           registry: "registry.example.com:443/mirror",
           autoDeploy: true,
+          rolloutTimeout: "900",
           sourceCommits: { "backend/docs": COMMIT },
+          images: { allowedRegistries: ["docker.io"], requireDigest: "false" },
         },
         SITE,
         repo,
@@ -304,7 +307,9 @@ describe("lib/config", () => {
         majorBump: { backend: 2, release: 1 },
         registry: "registry.example.com:443/mirror",
         autoDeploy: true,
+        rolloutTimeout: 900,
         sourceCommits: { "backend/docs": COMMIT },
+        images: { allowedRegistries: ["docker.io"], requireDigest: false, fields: [] },
       });
     });
 
@@ -420,6 +425,7 @@ describe("lib/config", () => {
               },
               majorBump: { frontend: 1 },
               registry: "https://r",
+              rolloutTimeout: "5m",
               sourceCommits: { "backend/nope": COMMIT, "ghost/x": COMMIT, nokey: COMMIT },
               colour: "blue",
             },
@@ -436,8 +442,9 @@ describe("lib/config", () => {
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.base.prerelease: true belongs in semver: write semver: { range: "<range>", prerelease: true }',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:policies.frontend.prerelease: true belongs in semver: write semver: { range: "^1.0.0", prerelease: true }',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:registry: "https://r" is not a registry (host[:port][/prefix])',
+          'stacks/Pulumi.eu-testers.yaml: gitops-rings:rolloutTimeout: "5m" is not a duration in seconds (a whole number of at least 1, e.g. 600)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:sourceCommits.nokey: "nokey" is not a <service>/<source> key',
-          "stacks/Pulumi.eu-testers.yaml: gitops-rings:colour: unknown key (known keys: ring, environment, build, release, pins, policies, majorBump, registry, autoDeploy, sourceCommits)",
+          "stacks/Pulumi.eu-testers.yaml: gitops-rings:colour: unknown key (known keys: ring, environment, build, release, pins, policies, majorBump, registry, autoDeploy, rolloutTimeout, sourceCommits, images)",
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:ring: "qa" is not a ring (ante, developers, testers, users, lts, post)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:environment: "us" is not an environment (eu)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:pins.frontend: "frontend" is not a service (backend, base)',

@@ -33,6 +33,8 @@ pulumi.runtime.setMocks(
       return { id: `${args.name}-id`, state };
     },
     call(args: pulumi.runtime.MockCallArgs) {
+      // The provider path renders the site's overlay (components/site/render.ts): no objects.
+      if (args.token === "kubernetes:kustomize:directory") return { result: [] };
       throw new Error(`unexpected call ${args.token}`);
     },
   },
@@ -83,6 +85,7 @@ function plan(overrides: Partial<SitePlan>, overlayRoot: string): SitePlan {
     build: true,
     builder: { kind: "docker-build" },
     deployer: { kind: "kubernetes" },
+    rolloutTimeout: 600,
     services: [
       step("base"),
       step("backend", {
@@ -191,19 +194,58 @@ describe("Site (Pulumi mocks)", () => {
     assert.equal(services.backend.why, "built (new)");
   });
 
-  it("GIVEN the kubernetes deployer WHEN constructed THEN the generated overlay pins every image by digest and a kustomize Directory applies it", async () => {
+  it("GIVEN the kubernetes deployer WHEN constructed THEN the generated overlay pins every image by digest and one ConfigGroup per phase applies it, Jobs named after the release", async () => {
     const out = path.join(tmp, "out");
-    const site = new Site("dev-developers", { plan: plan({}, tmp), overlayDir: out });
+    const rendered: string[] = [];
+    const job = (name: string, phase: string) => ({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name, namespace: "example-dev", annotations: { "gitops-rings.io/phase": phase } },
+      spec: { template: {} },
+    });
+    const site = new Site("dev-developers", {
+      plan: plan({}, tmp),
+      overlayDir: out,
+      renderOverlay: async (dir) => {
+        rendered.push(dir);
+        return [
+          { apiVersion: "v1", kind: "Namespace", metadata: { name: "example-dev" } },
+          { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "backend" } },
+          job("migrate", "pre-deploy"),
+          job("smoke", "post-deploy"),
+        ];
+      },
+    });
     await registered(site);
-    const dir = recorded.find((r) => r.type === "kubernetes:kustomize/v2:Directory");
-    assert.ok(dir, "a kustomize.v2.Directory is declared");
-    assert.equal(dir.inputs.directory, out);
-    assert.equal(dir.inputs.namespace, "example-dev");
+    const groups = recorded.filter((r) => r.type === "kubernetes:yaml/v2:ConfigGroup");
+    assert.deepEqual(
+      groups.map((g) => g.name),
+      ["dev-developers-pre-deploy", "dev-developers-apply", "dev-developers-post-deploy"],
+    );
+    const names = (g: Recorded) =>
+      (g.inputs.objs as { kind: string; metadata: { name: string } }[]).map(
+        (o) => `${o.kind}/${o.metadata.name}`,
+      );
+    assert.deepEqual(names(groups[0]), ["Namespace/example-dev", "Job/migrate-0-1-0"]);
+    assert.deepEqual(names(groups[1]), ["Deployment/backend"]);
+    assert.deepEqual(names(groups[2]), ["Job/smoke-0-1-0"]);
+    // The verification comes after the post-deploy Jobs and names them.
+    assert.ok(site.verification, "a verification is declared");
+    await output(site.verification.urn);
+    const verification = recorded.find((r) => r.type.endsWith("dynamic/site:SiteVerification"));
+    assert.equal(verification?.name, "dev-developers-verification");
+    assert.deepEqual(verification?.inputs.jobs, [{ name: "smoke-0-1-0", status: "Complete" }]);
+    assert.equal(verification?.inputs.ring, "developers");
+    assert.equal(verification?.inputs.digest, digestOf("dev-developers-release-tag"));
+    assert.equal(verification?.inputs.releaseRepository, "127.0.0.1:5001/example/release");
+    assert.deepEqual(rendered, [out]);
     const kustomization = fs.readFileSync(path.join(out, "kustomization.yaml"), "utf8");
     assert.match(kustomization, new RegExp(`digest: ${digestOf("dev-developers-backend-tag")}`));
     assert.match(kustomization, /newName: 127\.0\.0\.1:5001\/example\/backend\n/);
     assert.match(kustomization, /- \.\.\/overlays\/dev\n/);
     assert.match(kustomization, /gitops-rings\.io\/release: 0\.1\.0/);
+    // The provider awaits each workload for the site's rollout timeout.
+    assert.match(kustomization, /pulumi\.com\/timeoutSeconds: "600"/);
   });
 
   it("GIVEN images the ring already has WHEN the site reuses them THEN it declares no image and deploys the same digests", async () => {

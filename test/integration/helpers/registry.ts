@@ -36,6 +36,29 @@ export interface TestRegistry {
 export interface StartRegistryOptions {
   /** Protect the registry with htpasswd basic auth for this user. */
   readonly basicAuth?: { readonly username: string; readonly password: string };
+  /**
+   * Send Distribution's webhook notifications (manifest events; blob events ignored) to `url`
+   * with `Authorization: Bearer <token>`, as scripts/platform.sh configures the platform's
+   * registry for the watcher.
+   */
+  readonly notifications?: { readonly url: string; readonly token: string };
+}
+
+/** The `notifications:` section of a Distribution config for {@link StartRegistryOptions.notifications}. */
+export function notificationsConfig(url: string, token: string): string {
+  return `notifications:
+  endpoints:
+    - name: gitops-rings-watch
+      url: ${url}
+      headers:
+        Authorization: [Bearer ${token}]
+      timeout: 2s
+      threshold: 5
+      backoff: 1s
+      ignoredmediatypes: [application/octet-stream]
+      ignore:
+        actions: [pull]
+`;
 }
 
 function which(binary: string): string | undefined {
@@ -117,7 +140,11 @@ storage:
 http:
   addr: ${host}
   secret: gitops-rings-test-secret
-${auth}`,
+${auth}${
+        options.notifications
+          ? notificationsConfig(options.notifications.url, options.notifications.token)
+          : ""
+      }`,
     );
     const log = path.join(dir, `registry-${attempt}.log`);
     const fd = openSync(log, "w");
