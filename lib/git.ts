@@ -244,3 +244,150 @@ export async function walkCommits(
     throw fail(url, `log ${branch}`, e);
   }
 }
+
+/** One commit as release notes show it (lib/notes.ts). */
+export interface CommitInfo {
+  /** The full 40-hex commit id. */
+  readonly commit: string;
+  /** The abbreviated id git prints (`%h`, at least 7 characters). */
+  readonly short: string;
+  /** The first line of the message. */
+  readonly subject: string;
+  /** The author's name. */
+  readonly author: string;
+}
+
+/** What {@link commitsBetween} found between two commits of one repository. */
+export interface CommitRange {
+  /**
+   * The commits reachable from `to` and not from `from`, in the order they were made (oldest
+   * first, git's default order reversed); at most `limit` of the newest.
+   */
+  readonly commits: readonly CommitInfo[];
+  /** How many commits of the range were left out by `limit`. */
+  readonly omitted: number;
+  /**
+   * Set when the range is not a plain history from `from` to `to`, saying why: `from` is not in
+   * the repository any more, `from` is not an ancestor of `to` (history rewritten, e.g. a
+   * force push), or `to` is unreachable.
+   */
+  readonly note?: string;
+}
+
+const FIELD = "\x1f";
+const RECORD = "\x1e";
+
+/** `git log` of `range` (and `paths`, when given) in the mirror or checkout `dir`, oldest first. */
+async function logRange(
+  dir: string,
+  range: readonly string[],
+  limit: number,
+  paths: readonly string[] = [],
+): Promise<{ commits: CommitInfo[]; omitted: number }> {
+  const pathspec = paths.length > 0 ? ["--", ...paths] : [];
+  const count = Number(await git(dir).raw(["rev-list", "--count", ...range, ...pathspec]));
+  const out = await git(dir).raw([
+    "log",
+    `--format=%H${FIELD}%h${FIELD}%an${FIELD}%s${RECORD}`,
+    "-n",
+    `${limit}`,
+    ...range,
+    ...pathspec,
+  ]);
+  const commits = out
+    .split(RECORD)
+    .map((r) => r.trim())
+    .filter((r) => r.length > 0)
+    .map((r) => {
+      const [commit, short, author, subject] = r.split(FIELD);
+      return { commit, short, author, subject };
+    })
+    .reverse();
+  return { commits, omitted: Math.max(0, count - commits.length) };
+}
+
+/** `commit` abbreviated to 7 characters, for messages. */
+function abbrev(commit: string): string {
+  return commit.slice(0, 7);
+}
+
+/**
+ * The commits of source repository `url` between the commit `from` (exclusive) and `to`
+ * (inclusive), read from the project's git cache (the mirror, fetched when a commit is
+ * missing). Never throws for a rewritten history: when `from` is gone or is not an ancestor of
+ * `to`, the range says so in {@link CommitRange.note} and lists what it can (the commits of
+ * `to` that `from` lacks); when `to` cannot be found, no commits and a note.
+ * @param options.limit how many commits to list at most @default 50
+ */
+export async function commitsBetween(
+  url: string,
+  from: string,
+  to: string,
+  options: { readonly limit?: number } = {},
+): Promise<CommitRange> {
+  const limit = options.limit ?? 50;
+  const empty = { commits: [], omitted: 0 };
+  if (!COMMIT.test(from) || !COMMIT.test(to)) {
+    throw new Error(
+      `git ${url}: ${JSON.stringify(from)}..${JSON.stringify(to)}: not full commit ids`,
+    );
+  }
+  if (from === to) return empty;
+  let mirror: string;
+  try {
+    mirror = await ensureMirror(url, to);
+  } catch (e) {
+    return { ...empty, note: `commit ${abbrev(to)} is unreachable: ${(e as Error).message}` };
+  }
+  if (!(await hasCommit(mirror, from))) {
+    // Fetched already when `to` was missing; fetch once more in case `to` was cached and `from`
+    // is newer than the mirror (a range read backwards).
+    await ensureMirror(url).catch(() => undefined);
+  }
+  if (!(await hasCommit(mirror, from))) {
+    return {
+      ...empty,
+      note:
+        `history rewritten: commit ${abbrev(from)} is not in ${url} any more (a force push?), ` +
+        `so the commits since it cannot be listed`,
+    };
+  }
+  try {
+    const listed = await logRange(mirror, [`${from}..${to}`], limit);
+    // `merge-base --is-ancestor` answers by exit code alone, which simple-git does not report.
+    const bases = await git(mirror).raw(["merge-base", "--all", from, to]);
+    const ancestor = bases.split("\n").includes(from);
+    if (ancestor) return listed;
+    const dropped = Number(await git(mirror).raw(["rev-list", "--count", `${to}..${from}`]));
+    return {
+      ...listed,
+      note:
+        `history rewritten: ${abbrev(from)} is not an ancestor of ${abbrev(to)} ` +
+        `(${dropped} commit${dropped === 1 ? "" : "s"} of ${abbrev(from)} are not in ${abbrev(to)}'s history, ` +
+        `a force push?); listed: the commits of ${abbrev(to)} since they diverged`,
+    };
+  } catch (e) {
+    return { ...empty, note: fail(url, `log ${abbrev(from)}..${abbrev(to)}`, e).message };
+  }
+}
+
+/**
+ * The commits of the local repository `dir` in `base..head` that touch `paths` (relative to
+ * `dir`), oldest first: what a change of the version repository brings to a service whose
+ * files live in it.
+ * @param options.limit how many commits to list at most @default 50
+ * @throws when `dir` is not a git repository or `base`/`head` do not resolve.
+ */
+export async function localCommits(
+  dir: string,
+  base: string,
+  head: string,
+  paths: readonly string[],
+  options: { readonly limit?: number } = {},
+): Promise<{ commits: CommitInfo[]; omitted: number }> {
+  try {
+    return await logRange(dir, [`${base}..${head}`], options.limit ?? 50, paths);
+  } catch (e) {
+    throw fail(dir, `log ${base}..${head}`, e);
+  }
+}

@@ -40,6 +40,8 @@ buildkit_bin="$tools/buildkit-$BUILDKIT_VERSION"
 etcd_bin="$tools/etcd-$ETCD_VERSION"
 kube_bin="$tools/kubernetes-$KUBERNETES_VERSION"
 kwok_bin="$tools/kwok-$KWOK_VERSION"
+actionlint_bin="$tools/actionlint-$ACTIONLINT_VERSION"
+shellcheck_bin="$tools/shellcheck-$SHELLCHECK_DEBIAN_VERSION"
 
 log() { printf '%s platform: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -80,6 +82,29 @@ ensure_go_tool() {
     { tail -n 30 "$CACHE/build-$name.log" >&2; die "building $name failed (log: $CACHE/build-$name.log)"; }
 }
 
+# A Debian package unpacked into the cache (no root, nothing installed system-wide):
+# `apt-get download` fetches the .deb at the pinned version, `dpkg-deb -x` unpacks it.
+# ensure_debian_tool <package> <version> <dir>: the binaries end up in <dir>/bin.
+ensure_debian_tool() {
+  local pkg="$1" version="$2" dir="$3"
+  [[ -f "$dir/.complete" ]] && return 0
+  log "unpacking Debian's $pkg $version into $dir"
+  local work
+  work="$(mktemp -d)"
+  if ! (cd "$work" && apt-get download -qq "$pkg=$version" >/dev/null 2>&1); then
+    [[ $(id -u) == 0 ]] && apt-get update -qq
+    (cd "$work" && apt-get download -qq "$pkg=$version" >/dev/null) ||
+      { rm -rf "$work"; die "apt-get download $pkg=$version failed"; }
+  fi
+  rm -rf "$dir.partial"
+  dpkg-deb -x "$work"/"${pkg}"_*.deb "$dir.partial"
+  rm -rf "$work" "$dir"
+  mkdir -p "$dir"
+  mv "$dir.partial/usr/bin" "$dir/bin"
+  rm -rf "$dir.partial"
+  touch "$dir/.complete"
+}
+
 # The dynamic-provider plugin of the Node.js SDK is a two-line launcher that the
 # official CLI ships beside its binary; it is part of the nodejs SDK (sdk/nodejs/dist).
 ensure_pulumi_layout() {
@@ -114,6 +139,9 @@ cmd_tools() {
   ensure_go_tool pulumi-language-nodejs "$langhost_bin"
   ensure_go_tool pulumi "$pulumi_bin"
   ensure_pulumi_layout
+  # The CI checks of the test suite (.github/workflows, every shell script).
+  ensure_go_tool actionlint "$actionlint_bin"
+  ensure_debian_tool shellcheck "$SHELLCHECK_DEBIAN_VERSION" "$shellcheck_bin"
 }
 
 # ---------------------------------------------------------------- processes
@@ -138,8 +166,7 @@ start() {
   log "starting $name"
   setsid "$@" >>"$(logfile "$name")" 2>&1 </dev/null &
   echo $! >"$(pidfile "$name")"
-  local i
-  for i in $(seq 1 120); do
+  for _ in $(seq 1 120); do
     if eval "$ready" >/dev/null 2>&1 && running "$name"; then log "$name ready"; return 0; fi
     if ! running "$name"; then break; fi
     sleep 0.5
@@ -332,7 +359,7 @@ cmd_down() {
 }
 
 cmd_env() {
-  local path="$pulumi_bin:$buildkit_bin:$kube_bin"
+  local path="$pulumi_bin:$buildkit_bin:$kube_bin:$actionlint_bin:$shellcheck_bin/bin"
   [[ -x "$node_dir/node_modules/.bin/node" ]] && path="$node_dir/node_modules/.bin:$path"
   cat <<EOF
 export PATH="$path:\$PATH"

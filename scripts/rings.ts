@@ -11,6 +11,12 @@
  *   npm run rings -- unshift             the whole train one step back
  *   npm run rings -- check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json]
  *                                        every violation of invariants 1, 2, 4 and 5; exit 1 if any
+ *   npm run rings -- diff <from> <to> [--markdown|--json] [--base <ref>]
+ *                                        release notes between two sides: a ring, a release version,
+ *                                        or plan:<site> (what the site's next `pulumi up` releases)
+ *
+ * `promote`, `shift` and `unshift` print the release notes of every ring they moved (table,
+ * or with `--markdown` / `--json`).
  *
  * Reads gitops-rings.yaml in the working directory; `--registry host[:port]` overrides its registry.
  * `check` reads the registry; with `--stack` (the stack's outputs, through the Automation API)
@@ -29,6 +35,15 @@ import {
 } from "../lib/check";
 import { parseRepositoryConfig, type RepositoryConfig } from "../lib/config";
 import { mapLimit } from "../lib/limit";
+import {
+  formatNotesMarkdown,
+  formatNotesTable,
+  readSide,
+  releaseNotes,
+  releaseSide,
+  type NotesOptions,
+  type ReleaseNotes,
+} from "../lib/notes";
 import { REPOSITORY_FILE } from "../lib/site";
 import { StateStore } from "../lib/state-store";
 import type { RingState } from "../lib/types";
@@ -42,8 +57,9 @@ import {
 
 const USAGE =
   "usage: rings status | promote <ring> [to-ring] [--force [--reason <text>]] | shift | unshift | " +
-  "check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json]" +
-  " (all take --registry host[:port])";
+  "check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json] | " +
+  "diff <from> <to> [--markdown|--json] [--base <ref>]" +
+  " (all take --registry host[:port]; promote, shift and unshift take --markdown|--json)";
 
 /**
  * The status table: one row per ring, one column per service, and with `records` (by ring) a
@@ -141,6 +157,38 @@ async function check(repo: RepositoryConfig, registry: string, flags: CheckFlags
   return result.ok ? 0 : 1;
 }
 
+/** Output format of release notes. */
+type NotesFormat = "table" | "markdown" | "json";
+
+/** Prints release notes in `format`; JSON as one document of every move's notes. */
+function printNotes(notes: readonly ReleaseNotes[], format: NotesFormat): void {
+  if (format === "json") {
+    console.log(JSON.stringify(notes.length === 1 ? notes[0] : notes, null, 2));
+    return;
+  }
+  const render = format === "markdown" ? formatNotesMarkdown : formatNotesTable;
+  console.log(notes.map((n) => render(n)).join("\n\n"));
+}
+
+/** The notes of every ring whose release changed between `before` and `after`. */
+async function movedNotes(
+  before: readonly RingState[],
+  after: readonly RingState[],
+): Promise<ReleaseNotes[]> {
+  const notes: ReleaseNotes[] = [];
+  for (const b of before) {
+    const a = after.find((s) => s.ring === b.ring);
+    if (!a || a.release?.digest === b.release?.digest) continue;
+    notes.push(
+      await releaseNotes(
+        releaseSide(`${b.ring} before`, b.release),
+        releaseSide(`${a.ring} now`, a.release),
+      ),
+    );
+  }
+  return notes;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -151,10 +199,14 @@ async function main(argv: string[]): Promise<number> {
       outputs: { type: "string", multiple: true },
       kubeconfig: { type: "string" },
       json: { type: "boolean" },
+      markdown: { type: "boolean" },
+      base: { type: "string" },
       force: { type: "boolean" },
       reason: { type: "string" },
     },
   });
+  if (values.json && values.markdown) throw new Error("--json and --markdown: choose one");
+  const format: NotesFormat = values.json ? "json" : values.markdown ? "markdown" : "table";
   const [command, ...rest] = positionals;
   const repo = parseRepositoryConfig(fs.readFileSync(REPOSITORY_FILE, "utf8"), REPOSITORY_FILE);
   const registry = values.registry ?? repo.registry;
@@ -165,7 +217,8 @@ async function main(argv: string[]): Promise<number> {
     vendor: repo.vendor,
   });
   const services = Object.keys(repo.services).sort();
-  const show = async () => {
+  /** Prints the status table (after a move, below the notes: `lead` adds a blank line). */
+  const show = async (lead = true) => {
     const states = await store.readRings();
     const records = new Map<string, ReleaseRecords>();
     for (const st of states) {
@@ -176,46 +229,68 @@ async function main(argv: string[]): Promise<number> {
         );
       }
     }
-    console.log(formatRings(states, services, records));
+    const table = formatRings(states, services, records);
+    // With --json the notes are the whole output, so that it parses.
+    if (format === "markdown") console.log(`\n\`\`\`\n${table}\n\`\`\``);
+    else if (format === "table") console.log(lead ? `\n${table}` : table);
     return 0;
+  };
+  /** Runs a ring move and prints the notes of what moved, then the rings. */
+  const move = async (run: () => Promise<unknown>) => {
+    const before = await store.readRings();
+    await run();
+    printNotes(await movedNotes(before, await store.readRings()), format);
+    return show();
   };
   switch (command) {
     case "status":
-      return show();
+      return show(false);
     case "promote": {
       if (!rest[0]) throw new Error("usage: rings promote <ring> [to-ring] [--force]");
-      const from = (await store.readRing(rest[0])).release;
-      if (from) {
-        // Verified promotion: a site of the ring verified its release (lib/verification.ts).
-        const records = await readRecords(store.client, store.releaseRepository, from.digest);
-        try {
-          requireVerified(rest[0], from, records);
-        } catch (err) {
-          if (!values.force) throw err;
-          const by = process.env.GITOPS_RINGS_USER ?? process.env.USER ?? "unknown";
-          await recordOverride(store.client, store.releaseRepository, {
-            ring: rest[0],
-            release: from.version,
-            digest: from.digest,
-            time: new Date().toISOString(),
-            by,
-            reason: values.reason ?? "promote --force",
-          });
-          console.log(
-            `ring ${rest[0]}: release ${from.version} promoted unverified (--force by ${by}, recorded)`,
-          );
+      // With --json, what is said besides the notes goes to stderr, so that stdout parses.
+      const say = (line: string) => (format === "json" ? console.error(line) : console.log(line));
+      return move(async () => {
+        const from = (await store.readRing(rest[0])).release;
+        if (from) {
+          // Verified promotion: a site of the ring verified its release (lib/verification.ts).
+          const records = await readRecords(store.client, store.releaseRepository, from.digest);
+          try {
+            requireVerified(rest[0], from, records);
+          } catch (err) {
+            if (!values.force) throw err;
+            const by = process.env.GITOPS_RINGS_USER ?? process.env.USER ?? "unknown";
+            await recordOverride(store.client, store.releaseRepository, {
+              ring: rest[0],
+              release: from.version,
+              digest: from.digest,
+              time: new Date().toISOString(),
+              by,
+              reason: values.reason ?? "promote --force",
+            });
+            say(
+              `ring ${rest[0]}: release ${from.version} promoted unverified (--force by ${by}, recorded)`,
+            );
+          }
         }
-      }
-      const state = await store.promote(rest[0], rest[1]);
-      console.log(`ring ${state.ring} -> release ${state.release?.version}`);
-      return show();
+        const state = await store.promote(rest[0], rest[1]);
+        say(`ring ${state.ring} -> release ${state.release?.version}\n`);
+      });
     }
     case "shift":
-      await store.shift();
-      return show();
+      return move(() => store.shift());
     case "unshift":
-      await store.unshift();
-      return show();
+      return move(() => store.unshift());
+    case "diff": {
+      if (rest.length !== 2)
+        throw new Error("usage: rings diff <from> <to> [--markdown|--json] [--base <ref>]");
+      const source = { store, root: process.cwd() };
+      const [from, to] = await Promise.all(rest.map((name) => readSide(name, source)));
+      const options: NotesOptions = values.base
+        ? { versionRepository: { root: process.cwd(), repo, base: values.base } }
+        : {};
+      printNotes([await releaseNotes(from, to, options)], format);
+      return 0;
+    }
     case "check":
       return check(repo, registry, values);
     default:

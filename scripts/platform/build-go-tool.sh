@@ -2,7 +2,7 @@
 # Builds one tool of the local platform from its Go module, through a wrapper
 # module (a module whose go.mod has replace or exclude directives cannot be
 # `go install`ed), and caches the binaries under $GITOPS_RINGS_CACHE/tools/<tool>-<version>/.
-# Usage: build-go-tool.sh <tool>   (tool: pulumi | pulumi-language-nodejs | buildkit | etcd | kubernetes | kwok)
+# Usage: build-go-tool.sh <tool>   (tool: pulumi | pulumi-language-nodejs | buildkit | etcd | kubernetes | kwok | actionlint)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/versions.sh"
@@ -67,5 +67,8 @@ case "$tool" in
   kwok)
     wrapper_build "$CACHE/tools/kwok-$KWOK_VERSION" "" \
       "sigs.k8s.io/kwok@v$KWOK_VERSION" -- sigs.k8s.io/kwok/cmd/kwok ;;
+  actionlint)
+    wrapper_build "$CACHE/tools/actionlint-$ACTIONLINT_VERSION" "" \
+      "github.com/rhysd/actionlint@v$ACTIONLINT_VERSION" -- github.com/rhysd/actionlint/cmd/actionlint ;;
   *) echo "unknown tool: $tool" >&2; exit 2 ;;
 esac
