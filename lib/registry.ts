@@ -21,6 +21,7 @@
 import { canonicalJson } from "./canonical";
 import { mapLimit, Semaphore } from "./limit";
 import { createHash } from "node:crypto";
+import * as fs from "node:fs";
 import { readFile } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -498,6 +499,13 @@ export interface RegistryClientOptions {
   readonly timeoutMs?: number;
   /** Called with a line for every retry and token fetch, for diagnostics. */
   readonly log?: (line: string) => void;
+  /**
+   * A directory where manifests fetched by digest and blobs are kept, by registry and digest
+   * (`<dir>/<registry>/sha256/<hex>`): they are immutable, so a later read of the same digest
+   * is served from disk, verified against its digest, and never asks the registry again. Tags,
+   * HEADs and existence checks are always live. @default none (no cache)
+   */
+  readonly cacheDir?: string;
 }
 
 interface Request {
@@ -909,6 +917,23 @@ export class RegistryClient {
    */
   async getManifest(ref: string | ImageReference): Promise<ManifestResult> {
     const r = RegistryClient.refOf(ref);
+    const cached = r.digest ? this.cached(r.registry, r.digest, "manifest") : undefined;
+    if (cached) {
+      const manifest = JSON.parse(cached.bytes.toString("utf8")) as ImageManifest | ImageIndex;
+      return {
+        digest: r.digest as Digest,
+        mediaType: cached.mediaType ?? manifest.mediaType ?? MediaType.ociManifest,
+        size: cached.bytes.length,
+        bytes: cached.bytes,
+        manifest,
+      };
+    }
+    const result = await this.fetchManifest(r);
+    if (r.digest) this.keep(r.registry, r.digest, result.bytes, result.mediaType);
+    return result;
+  }
+
+  private async fetchManifest(r: ImageReference): Promise<ManifestResult> {
     const req = RegistryClient.manifestRequest(r, "GET");
     const res = await this.request(req);
     if (res.status === 404) throw RegistryClient.httpError(req, res);
@@ -961,6 +986,8 @@ export class RegistryClient {
    */
   async getBlob(repository: string, digest: Digest): Promise<Buffer> {
     const r = parseRepository(repository);
+    const cached = this.cached(r.registry, digest, "blob");
+    if (cached) return cached.bytes;
     const req: Request = {
       method: "GET",
       registry: r.registry,
@@ -978,7 +1005,55 @@ export class RegistryClient {
         `blob bytes hash to ${sha256Digest(res.body)}`,
       );
     }
+    this.keep(r.registry, digest, res.body);
     return res.body;
+  }
+
+  // -- content cache ---------------------------------------------------------------------------
+
+  private cachePath(registry: string, digest: Digest): string | undefined {
+    const dir = this.options.cacheDir;
+    const m = /^sha256:([a-f0-9]{64})$/.exec(digest);
+    if (!dir || !m) return undefined;
+    return path.join(dir, registry.replace(/[^A-Za-z0-9._-]/g, "_"), "sha256", m[1]);
+  }
+
+  /** What the cache holds for `digest`, when its bytes still hash to it. */
+  private cached(
+    registry: string,
+    digest: Digest,
+    kind: "manifest" | "blob",
+  ): { bytes: Buffer; mediaType?: string } | undefined {
+    const file = this.cachePath(registry, digest);
+    if (!file) return undefined;
+    try {
+      const bytes = fs.readFileSync(file);
+      if (sha256Digest(bytes) !== digest) return undefined;
+      if (kind === "blob") return { bytes };
+      const mediaType = fs.readFileSync(`${file}.type`, "utf8");
+      return { bytes, ...(mediaType ? { mediaType } : {}) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Keeps verified bytes (and a manifest's media type); a failed write only skips the cache. */
+  private keep(registry: string, digest: Digest, bytes: Buffer, mediaType?: string): void {
+    const file = this.cachePath(registry, digest);
+    if (!file || sha256Digest(bytes) !== digest) return;
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      // Written under a temporary name and renamed: a reader never sees half a file.
+      const tmp = `${file}.${process.pid}.${Math.random().toString(16).slice(2)}`;
+      if (mediaType !== undefined) {
+        fs.writeFileSync(`${tmp}.type`, mediaType);
+        fs.renameSync(`${tmp}.type`, `${file}.type`);
+      }
+      fs.writeFileSync(tmp, bytes);
+      fs.renameSync(tmp, file);
+    } catch {
+      // a read-only or full disk: the registry stays the source
+    }
   }
 
   /** True when `repository` has blob `digest` (`HEAD /v2/<name>/blobs/<digest>`). */

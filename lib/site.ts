@@ -46,7 +46,7 @@ import {
 import { splitPhases, type ManifestObject } from "./jobs";
 import { imagesNotByDigest, imagesNotByDigestMessage, renderOverlay } from "./kubectl";
 import { pinnedImages, writeSiteOverlay, type ServiceDigest } from "./kustomize";
-import { checkout, resolveBranch } from "./git";
+import { cacheRoot, checkout, resolveBranch } from "./git";
 import type { ImageLabelInput } from "./labels";
 import { formatPlan, planRelease, type PlanReason, type PlanServiceInput } from "./plan";
 import { selectImage, type Policy } from "./policies";
@@ -375,7 +375,9 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
   const env = options.env ?? process.env;
   const { repo, site } = options.config;
   const registry = site.registry ?? repo.registry;
-  const client = options.client ?? new RegistryClient();
+  // Manifests by digest and image configs are immutable: cached on disk, so a no-op plan reads
+  // only tags and ring pointers from the registry (issue 10).
+  const client = options.client ?? new RegistryClient({ cacheDir: registryCacheDir() });
   const store = new StateStore({
     registry,
     project: repo.project,
@@ -487,7 +489,7 @@ async function resolveManifestImages(
       parsePlatform,
     );
     const { images: resolved, problems } = await resolveForeignImages(uses, {
-      client: options.client ?? new RegistryClient(),
+      client: options.client ?? new RegistryClient({ cacheDir: registryCacheDir() }),
       rules: site.images,
       stackFile: stackFile(plan.site),
       platforms,
@@ -704,6 +706,11 @@ function baseServiceOf(info: DockerfileInfo): { baseService?: string } {
     stage = info.stages[stage.parent];
   }
   return stage?.service !== undefined ? { baseService: stage.service } : {};
+}
+
+/** Where the planning step's registry client keeps immutable manifests and blobs. */
+export function registryCacheDir(): string {
+  return path.join(cacheRoot(), "oci");
 }
 
 /** A config pin or policy as lib/policies.ts selects it. */

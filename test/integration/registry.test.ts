@@ -270,6 +270,76 @@ describe("registry client against Distribution 2.8", function () {
     });
   });
 
+  describe("GIVEN a content cache directory (cacheDir)", () => {
+    let dir: string;
+    let pushed: Awaited<ReturnType<RegistryClient["pushImage"]>>;
+    const cachedRepo = () => `${registry().host}/example/cached`;
+    /** Counts the HTTP requests `fn` sends, by method and path. */
+    async function requests<T>(fn: () => Promise<T>): Promise<{ result: T; sent: string[] }> {
+      const real = globalThis.fetch;
+      const sent: string[] = [];
+      globalThis.fetch = ((input: string | URL | Request, init?: RequestInit) => {
+        sent.push(`${init?.method ?? "GET"} ${new URL(String(input)).pathname}`);
+        return real(input, init);
+      }) as typeof fetch;
+      try {
+        return { result: await fn(), sent };
+      } finally {
+        globalThis.fetch = real;
+      }
+    }
+
+    before(async () => {
+      dir = await mkdtemp(path.join(os.tmpdir(), "gitops-rings-oci-cache-"));
+      pushed = await client.pushImage(cachedRepo(), {
+        labels: { team: "cached" },
+        layers: [tarOf({ "c.txt": "cached\n" })],
+        tag: "2.0.0",
+      });
+    });
+    after(() => rm(dir, { recursive: true, force: true }));
+
+    it("WHEN a second client reads the labels of a digest the first read THEN it sends nothing", async () => {
+      const ref = `${cachedRepo()}@${pushed.descriptor.digest}`;
+      const first = new RegistryClient({ dockerConfig: false, cacheDir: dir });
+      const cold = await requests(() => first.getLabels(ref));
+      assert.deepEqual(cold.result, { team: "cached" });
+      assert.equal(cold.sent.length, 2, cold.sent.join(", ")); // manifest, config blob
+      const second = new RegistryClient({ dockerConfig: false, cacheDir: dir });
+      const warm = await requests(() => second.getLabels(ref));
+      assert.deepEqual(warm.result, { team: "cached" });
+      assert.deepEqual(warm.sent, []);
+    });
+
+    it("WHEN read by tag THEN the tag is resolved live and only the immutable config comes from the cache", async () => {
+      const reader = new RegistryClient({ dockerConfig: false, cacheDir: dir });
+      const { result, sent } = await requests(() => reader.getLabels(`${cachedRepo()}:2.0.0`));
+      assert.deepEqual(result, { team: "cached" });
+      assert.deepEqual(sent, ["GET /v2/example/cached/manifests/2.0.0"]);
+    });
+
+    it("WHEN a cached file no longer hashes to its digest THEN it is fetched again and rewritten", async () => {
+      const config = JSON.parse(pushed.bytes.toString("utf8")).config.digest as string;
+      const file = path.join(
+        dir,
+        registry().host.replace(/[^A-Za-z0-9._-]/g, "_"),
+        "sha256",
+        config.slice(7),
+      );
+      await writeFile(file, "corrupt");
+      const reader = new RegistryClient({ dockerConfig: false, cacheDir: dir });
+      const { result, sent } = await requests(() =>
+        reader.getLabels(`${cachedRepo()}@${pushed.descriptor.digest}`),
+      );
+      assert.deepEqual(result, { team: "cached" });
+      assert.deepEqual(sent, [`GET /v2/example/cached/blobs/${config}`]);
+      const again = await requests(() =>
+        reader.getLabels(`${cachedRepo()}@${pushed.descriptor.digest}`),
+      );
+      assert.deepEqual(again.sent, []);
+    });
+  });
+
   describe("GIVEN references that do not exist", () => {
     it("WHEN a missing tag is fetched THEN the error names registry, repository, reference and status", async () => {
       const r = `${registry().host}/example/backend`;
