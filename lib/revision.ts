@@ -88,6 +88,11 @@ export interface RevisionOptions {
   readonly git?: boolean;
   /** Files read at once. @default 16 */
   readonly concurrency?: number;
+  /**
+   * What git says of each repository, read once for every context in it ({@link GitSnapshot}).
+   * Share one across the services of one plan; a new plan takes a new one. @default one per call
+   */
+  readonly gitSnapshot?: GitSnapshot;
 }
 
 /**
@@ -260,47 +265,20 @@ export interface GitKnownBlobs {
 export async function gitKnownBlobs(
   context: string,
   paths: readonly string[],
+  snapshot: GitSnapshot = new GitSnapshot(),
 ): Promise<GitKnownBlobs> {
   const entries = new Map<string, GitEntry>();
   if (paths.length === 0) return { entries, fileMode: false };
-  const [prefix, autocrlf, fileMode, listing, status] = await Promise.all([
-    git(context, ["rev-parse", "--show-prefix"]),
-    git(context, ["config", "--get", "core.autocrlf"]),
-    git(context, ["config", "--bool", "--get", "core.fileMode"]),
-    git(context, ["ls-files", "-s", "-v", "-z", "--", "."]),
-    git(context, [
-      "status",
-      "--porcelain=v1",
-      "-z",
-      "--untracked-files=no",
-      "--ignore-submodules=all",
-      "--",
-      ".",
-    ]),
-  ]);
-  const result = { entries, fileMode: (fileMode ?? "true").trim() !== "false" };
-  if (prefix === undefined || listing === undefined || status === undefined) return result;
-  const crlf = (autocrlf ?? "").trim();
-  if (crlf === "true" || crlf === "input") return result;
-  const wanted = new Set(paths);
+  const repo = await snapshot.of(context);
+  if (!repo) return { entries, fileMode: true };
+  const result = { entries, fileMode: repo.fileMode };
+  if (repo.autocrlf) return result;
+  const prefix = path.relative(repo.root, await fs.promises.realpath(context)).split(path.sep);
+  const root = prefix[0] === "" ? "" : `${prefix.join("/")}/`;
   const index = new Map<string, GitEntry>();
-  for (const record of listing.split("\0")) {
-    // "<tag> <mode> <blob> <stage>\t<path>"; tag H: cached, nothing special.
-    const tab = record.indexOf("\t");
-    if (tab !== 51 || record[0] !== "H" || record[50] !== "0") continue;
-    const rel = record.slice(tab + 1);
-    if (!wanted.has(rel)) continue;
-    index.set(rel, { mode: record.slice(2, 8), blob: record.slice(9, 49) });
-  }
-  const root = prefix.trim();
-  const records = status.split("\0");
-  for (let i = 0; i < records.length; i++) {
-    const record = records[i];
-    if (record.length < 4) continue;
-    const x = record[0];
-    const rel = record.slice(3);
-    if (x === "R" || x === "C") i++; // the original path follows
-    if (record[1] !== " " && rel.startsWith(root)) index.delete(rel.slice(root.length));
+  for (const rel of new Set(paths)) {
+    const entry = repo.clean.get(`${root}${rel}`);
+    if (entry) index.set(rel, entry);
   }
   if (index.size === 0) return result;
   const names = [...index.keys()];
@@ -319,6 +297,85 @@ export async function gitKnownBlobs(
   }
   for (const [name, entry] of index) if (!converted.has(name)) entries.set(name, entry);
   return result;
+}
+
+/** What git says of one repository's worktree, read once ({@link GitSnapshot}). */
+interface GitRepoState {
+  /** The worktree's top directory (real path). */
+  readonly root: string;
+  /** `core.autocrlf` is `true` or `input`: no blob id can be trusted. */
+  readonly autocrlf: boolean;
+  /** `core.fileMode` (true unless set false). */
+  readonly fileMode: boolean;
+  /**
+   * Tracked files that are cached, unchanged in the worktree (`git status`) and not marked
+   * assume-unchanged or skip-worktree, by top-relative posix path.
+   */
+  readonly clean: ReadonlyMap<string, GitEntry>;
+}
+
+/**
+ * The git state of every repository a plan's contexts live in, read once per repository
+ * (`rev-parse`, two `config` reads, `ls-files -s -v` and `status` over the whole worktree) instead
+ * of once per context: a site of hundreds of services in one version repository starts a handful
+ * of git processes plus one `check-attr` per context, not six per service (issue 10). A snapshot
+ * is what git said when it was first asked: take a new one for each plan.
+ */
+export class GitSnapshot {
+  private readonly repos = new Map<string, Promise<GitRepoState | undefined>>();
+
+  /** The state of the repository `dir` is in; undefined outside a git worktree. */
+  async of(dir: string): Promise<GitRepoState | undefined> {
+    const top = worktreeTop(path.resolve(dir));
+    if (!top) return undefined;
+    let state = this.repos.get(top);
+    if (state === undefined) {
+      state = readRepoState(top);
+      this.repos.set(top, state);
+    }
+    return state;
+  }
+}
+
+/** The nearest directory at or above `dir` that has a `.git` (a directory, or a worktree's file). */
+function worktreeTop(dir: string): string | undefined {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, ".git"))) return d;
+    if (path.dirname(d) === d) return undefined;
+  }
+}
+
+async function readRepoState(top: string): Promise<GitRepoState | undefined> {
+  const [autocrlf, fileMode, listing, status, root] = await Promise.all([
+    git(top, ["config", "--get", "core.autocrlf"]),
+    git(top, ["config", "--bool", "--get", "core.fileMode"]),
+    git(top, ["ls-files", "-s", "-v", "-z"]),
+    git(top, ["status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules=all"]),
+    fs.promises.realpath(top),
+  ]);
+  if (listing === undefined || status === undefined) return undefined;
+  const crlf = (autocrlf ?? "").trim();
+  const clean = new Map<string, GitEntry>();
+  for (const record of listing.split("\0")) {
+    // "<tag> <mode> <blob> <stage>\t<path>"; tag H: cached, nothing special.
+    const tab = record.indexOf("\t");
+    if (tab !== 51 || record[0] !== "H" || record[50] !== "0") continue;
+    clean.set(record.slice(tab + 1), { mode: record.slice(2, 8), blob: record.slice(9, 49) });
+  }
+  const records = status.split("\0");
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i];
+    if (record.length < 4) continue;
+    const x = record[0];
+    if (x === "R" || x === "C") i++; // the original path follows
+    if (record[1] !== " ") clean.delete(record.slice(3));
+  }
+  return {
+    root,
+    autocrlf: crlf === "true" || crlf === "input",
+    fileMode: (fileMode ?? "true").trim() !== "false",
+    clean,
+  };
 }
 
 /**
@@ -347,7 +404,7 @@ export async function readRevisionInput(
   const known: GitKnownBlobs =
     options.git === false
       ? { entries: new Map(), fileMode: false }
-      : await gitKnownBlobs(build.context, build.files);
+      : await gitKnownBlobs(build.context, build.files, options.gitSnapshot);
   let fromGit = 0;
   let hashed = 0;
   let bytesHashed = 0;

@@ -23,7 +23,7 @@ import {
   type SiteConfig,
 } from "./config";
 import { assembleContext } from "./context";
-import { computeRevisionInput } from "./revision";
+import { GitSnapshot, computeRevisionInput } from "./revision";
 import {
   ServiceTriggers,
   imageNameOwners,
@@ -530,6 +530,8 @@ async function planBuild(
   const previous = options.previous ?? {};
   const images = serviceImagesOf(repo, site.registry);
   const triggers = new ServiceTriggers(Object.keys(repo.services));
+  // One read of git per repository for all the services in it.
+  const gitSnapshot = new GitSnapshot();
   const reads = Object.fromEntries(
     await Promise.all(
       Object.values(repo.services).map(async (service) => {
@@ -553,6 +555,7 @@ async function planBuild(
         triggers.locate(service.name, paths.dockerfile, service);
         const read = await computeRevisionInput(paths.context, paths.dockerfile, {
           triggers: triggers.of,
+          gitSnapshot,
           buildArgs: service.buildArgs,
           target: service.target,
           platforms: service.platforms,
@@ -570,14 +573,18 @@ async function planBuild(
   for (const [name, r] of Object.entries(reads)) {
     inputs[name] = { content: r.input.content, dependencies: r.build.dependencies };
   }
-  const taken: Record<string, Version[]> = Object.fromEntries(
-    await Promise.all(
-      [
-        ...Object.values(repo.services).map((s) => [s.name, store.repositoryOf(s.image)]),
-        [RELEASE, store.releaseRepository],
-      ].map(async ([name, repository]) => [name, await store.listVersions(repository)] as const),
-    ),
-  );
+  // The version tags taken, by service: needed only to number a build. A plan that builds
+  // nothing (every revision is the ring's) numbers nothing, and a no-op preview lists no tags.
+  let taken: Record<string, Version[]> = {};
+  const listTaken = async (): Promise<Record<string, Version[]>> =>
+    Object.fromEntries(
+      await Promise.all(
+        [
+          ...Object.values(repo.services).map((s) => [s.name, store.repositoryOf(s.image)]),
+          [RELEASE, store.releaseRepository],
+        ].map(async ([name, repository]) => [name, await store.listVersions(repository)] as const),
+      ),
+    );
   // Same revision, no rebuild and no new version (invariant 3): a service the plan would
   // build whose revision an image in the registry already has reuses that image. Reusing one
   // can make a dependent's revision known, so plan again until nothing new is found.
@@ -594,6 +601,10 @@ async function planBuild(
       taken,
     });
   let planned = await plan();
+  if (planned.release.changed || planned.services.some((p) => p.action === "build")) {
+    taken = await listTaken();
+    planned = await plan();
+  }
   for (;;) {
     const candidates = planned.services.filter(
       (p) =>

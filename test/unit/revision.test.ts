@@ -6,6 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import {
   canonicalJson,
+  GitSnapshot,
   computeRevisionInput,
   contentDigest,
   gitBlobId,
@@ -316,6 +317,32 @@ describe("lib/revision", () => {
       assert.equal(slow.stats.hashed, 4);
       assert.deepEqual(fast.input, slow.input);
       assert.equal(fast.revision, slow.revision);
+    });
+
+    it("GIVEN two contexts of one repository and one snapshot THEN git is read once for both, and each revision is the one read alone", async () => {
+      const { repo, dir } = committed(APP);
+      write(path.join(repo, "other"), { ...APP, "src/index.js": "other\n" });
+      fs.chmodSync(path.join(repo, "other", "run.sh"), 0o755);
+      fs.symlinkSync("index.js", path.join(repo, "other", "src/alias.js"));
+      git(repo, "add", "-A");
+      git(repo, "commit", "-q", "-m", "other");
+      write(dir, { "src/index.js": "modified after commit\n" });
+      const snapshot = new GitSnapshot();
+      const other = path.join(repo, "other");
+      const [a, b] = await Promise.all([
+        revisionIn(dir, { gitSnapshot: snapshot }),
+        revisionIn(other, { gitSnapshot: snapshot }),
+      ]);
+      assert.equal(
+        await snapshot.of(dir),
+        await snapshot.of(other),
+        "one state for the repository",
+      );
+      assert.equal(a.revision, (await revisionIn(dir)).revision);
+      assert.equal(b.revision, (await revisionIn(other)).revision);
+      assert.equal(a.revision, (await revisionIn(dir, { git: false })).revision);
+      assert.deepEqual([a.stats.fromGit, a.stats.hashed], [3, 1], "the modified file is read");
+      assert.deepEqual([b.stats.fromGit, b.stats.hashed], [4, 0]);
     });
 
     it("GIVEN a modified, an untracked and an ignored copied file THEN those are read and the result still matches", async () => {
