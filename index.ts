@@ -3,6 +3,7 @@
  * config and the site's stack config, computes the site plan in one explicit async step (no
  * resources, nothing changed), then creates one Site, which builds, releases and deploys.
  */
+import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { renderWithProvider } from "./components/site/render";
 import { Site } from "./components/site/site";
@@ -46,8 +47,16 @@ async function planSite(): Promise<SitePlan> {
   }
 }
 
+/**
+ * bench/site.ts only: the floor of a no-op preview is this program declaring the same resources
+ * from a plan saved as JSON, without the planning step's registry and git I/O.
+ */
+const BENCH_FLOOR_PLAN = process.env.GITOPS_RINGS_BENCH_FLOOR_PLAN;
+
 export = async () => {
-  const sitePlan = await planSite();
+  const sitePlan = BENCH_FLOOR_PLAN
+    ? (JSON.parse(fs.readFileSync(BENCH_FLOOR_PLAN, "utf8")) as SitePlan)
+    : await planSite();
   await pulumi.log.info(`\n${sitePlan.table}`);
 
   const site = new Site(stack, { plan: sitePlan });

@@ -298,12 +298,12 @@ async function baseRef(repo: BenchRepo): Promise<string> {
 }
 
 /**
- * The floor program of the no-op preview: the site plan saved as JSON, and a program that
- * declares the Site from it (same resources, same inputs) without reading the registry or git.
+ * The floor of the no-op preview: the site plan saved as JSON, which the same program declares
+ * the Site from (index.ts, `GITOPS_RINGS_BENCH_FLOOR_PLAN`): the same resources and inputs, run
+ * by the same language host, without the planning step's registry and git I/O.
+ * @returns the saved plan's path.
  */
-async function writeFloorProgram(repo: BenchRepo, stack: Stack): Promise<string> {
-  const floor = path.join(repo.dir, "floor");
-  fs.mkdirSync(floor, { recursive: true });
+async function saveFloorPlan(repo: BenchRepo, stack: Stack): Promise<string> {
   const outputs = await stack.outputs();
   const previous = (outputs.builtImages?.value ?? {}) as BuiltImages;
   const config = readConfig(repo.dir, STACK, {
@@ -312,32 +312,9 @@ async function writeFloorProgram(repo: BenchRepo, stack: Stack): Promise<string>
     "gitops-rings:rolloutTimeout": "1800",
   });
   const plan = await prepareSite({ root: repo.dir, stack: STACK, config, previous });
-  fs.writeFileSync(path.join(floor, "plan.json"), JSON.stringify(plan));
-  fs.writeFileSync(
-    path.join(floor, "Pulumi.yaml"),
-    fs
-      .readFileSync(path.join(repo.dir, "Pulumi.yaml"), "utf8")
-      .replace(/^stackConfigDir: .*$/m, "stackConfigDir: ../stacks"),
-  );
-  fs.writeFileSync(
-    path.join(floor, "index.ts"),
-    [
-      'import * as fs from "node:fs";',
-      'import * as pulumi from "@pulumi/pulumi";',
-      'import { Site } from "../components/site/site";',
-      'const plan = JSON.parse(fs.readFileSync(`${__dirname}/plan.json`, "utf8"));',
-      "const site = new Site(pulumi.getStack(), { plan });",
-      "export const release = site.release;",
-      "export const services = site.services;",
-      "export const builtImages = site.builtImages;",
-      "",
-    ].join("\n"),
-  );
-  for (const f of ["package.json", "tsconfig.json"]) {
-    fs.copyFileSync(path.join(repo.dir, f), path.join(floor, f));
-  }
-  fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(floor, "node_modules"));
-  return floor;
+  const file = path.join(repo.dir, ".bench", "plan.json");
+  fs.writeFileSync(file, JSON.stringify(plan));
+  return file;
 }
 
 /** Apply to all rollouts complete, with this project's applier and with kubectl alone. */
@@ -419,10 +396,10 @@ async function benchSize(
     );
     const gitOps = gitProcesses(repo);
     const services = size + 3;
-    const floorDir = await writeFloorProgram(repo, stack);
+    const planFile = await saveFloorPlan(repo, stack);
     const floorStack = await LocalWorkspace.selectStack(
-      { stackName: STACK, workDir: floorDir },
-      { envVars: repo.env },
+      { stackName: STACK, workDir: repo.dir },
+      { envVars: { ...repo.env, GITOPS_RINGS_BENCH_FLOOR_PLAN: planFile } },
     );
     log("floor preview");
     const floorPreview = await peakRss(() =>
@@ -560,6 +537,10 @@ async function main(): Promise<void> {
   const parallel = Number(values.parallel);
   const id = Math.random().toString(16).slice(2, 8);
   const rows: Row[] = [];
+  const head =
+    `gitops-rings bench:site — node ${process.version}, ${os.cpus().length} cpus, ` +
+    `pulumi --parallel ${parallel}, ${new Date().toISOString()}\n` +
+    `command: npm run bench:site -- --sizes ${values.sizes} --parallel ${parallel}`;
   for (const size of sizes) {
     console.error(`size ${size}`);
     rows.push(
@@ -571,14 +552,13 @@ async function main(): Promise<void> {
         values.keep === true,
       )),
     );
+    // Written after each size, so a long run leaves what it measured so far.
+    fs.writeFileSync(
+      values.out as string,
+      `# bench:site results\n\n${head}\n\n${formatRows(rows)}\n`,
+    );
   }
-  const head =
-    `gitops-rings bench:site — node ${process.version}, ${os.cpus().length} cpus, ` +
-    `pulumi --parallel ${parallel}, ${new Date().toISOString()}\n` +
-    `command: npm run bench:site -- --sizes ${values.sizes} --parallel ${parallel}`;
-  const table = formatRows(rows);
-  console.log(`${head}\n\n${table}`);
-  fs.writeFileSync(values.out as string, `# bench:site results\n\n${head}\n\n${table}\n`);
+  console.log(`${head}\n\n${formatRows(rows)}`);
 }
 
 if (require.main === module) {
