@@ -21,6 +21,7 @@ import {
   type RepositoryConfig,
   type ServiceConfig,
   type SiteConfig,
+  type SiteConfigOptions,
 } from "./config";
 import { assembleContext } from "./context";
 import { computeRevisionInput } from "./revision";
@@ -51,6 +52,7 @@ import type { ImageLabelInput } from "./labels";
 import { formatPlan, planRelease, type PlanReason, type PlanServiceInput } from "./plan";
 import { selectImage, type Policy } from "./policies";
 import { RegistryClient, parsePlatform } from "./registry";
+import { credentialsOf, registryClientWith, type RegistryAuth } from "./registry-auth";
 import { StateStore } from "./state-store";
 import type { ImageRecord, ReleaseRecord, SourceCommit, Version } from "./types";
 import { nextRing } from "./version";
@@ -192,6 +194,13 @@ export interface SitePlan {
    * the site's extra image fields); both deploy paths write it (lib/kustomize.ts). @default none
    */
   readonly foreign?: ForeignOverlay;
+  /**
+   * Registry credentials from the stack config (`gitops-rings:registryAuth`; README, "Registry
+   * credentials"), by registry: the docker-build backend's `registries` and the site's image
+   * pull secret, both as Pulumi secrets. Plain values: never log a plan's credentials.
+   * @default {} (no pull secret, builders use the caller's docker config)
+   */
+  readonly registryAuth?: RegistryAuth;
 }
 
 /** Where a previous update of this stack left its image resources (the `builtImages` output). */
@@ -235,16 +244,19 @@ export const stackFile = (stack: string) => `stacks/Pulumi.${stack}.yaml`;
 /**
  * Reads and validates the repository and site config, and checks that the site's environment
  * overlay is a Kustomize directory (no other I/O).
+ * @param options `isSecret` when `config` comes from the Pulumi runtime (secrets decrypted), so
+ *   that a registry password stored in plain text is refused (lib/config.ts).
  * @throws {ConfigError} naming file, key and value (DESIGN.md invariant 6).
  */
 export function readConfig(
   root: string,
   stack: string,
   config: Readonly<Record<string, unknown>>,
+  options: SiteConfigOptions = {},
 ): { repo: RepositoryConfig; site: SiteConfig } {
   const text = fs.readFileSync(path.join(root, REPOSITORY_FILE), "utf8");
   const repo = parseRepositoryConfig(text, REPOSITORY_FILE);
-  const site = parseSiteConfig(siteValuesFromConfigMap(config), stackFile(stack), repo);
+  const site = parseSiteConfig(siteValuesFromConfigMap(config), stackFile(stack), repo, options);
   const rival = buildingRival(root, stack, repo, site);
   if (rival !== undefined) {
     throw new ConfigError([
@@ -375,7 +387,9 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
   const env = options.env ?? process.env;
   const { repo, site } = options.config;
   const registry = site.registry ?? repo.registry;
-  const client = options.client ?? new RegistryClient();
+  const registryAuth = credentialsOf(site.registryAuth ?? {});
+  const client = options.client ?? registryClientWith(registryAuth);
+  options = { ...options, client };
   const store = new StateStore({
     registry,
     project: repo.project,
@@ -400,6 +414,7 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
     ...platformOf(env),
     rolloutTimeout: site.rolloutTimeout ?? 300,
     imageNames: Object.fromEntries(imageNameOwners(serviceImagesOf(repo, site.registry))),
+    ...(Object.keys(registryAuth).length > 0 ? { registryAuth } : {}),
   };
   const plan = site.build
     ? await planBuild(options, repo, site, store, base)
