@@ -67,7 +67,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
     // Secret; a namespace already gone (the overlay's delete) leaves nothing to do.
     const sa = registryAuth().pullSecretObjects(olds.namespace, undefined, olds.name);
     await apply(sa, olds.kubeconfig).catch((err: Error) => {
-      if (!/not ?found/i.test(err.message)) throw err;
+      if (!/not ?found|being terminated/i.test(err.message)) throw err;
     });
     await kubectl().kubectl(opts, [
       "delete",
