@@ -343,6 +343,12 @@ export interface SiteConfig {
    * absent (the file only holds its ciphertext). @default {} (docker's config.json, or anonymous)
    */
   readonly registryAuth?: Readonly<Record<string, RegistryAuthEntry>>;
+  /**
+   * Whether the site deploys as its own identity (README, "A deploy identity per site"): the
+   * ServiceAccount `npm run rings -- bootstrap <site>` made, with a short-lived token requested
+   * at plan time. @default false (the caller's kubeconfig)
+   */
+  readonly identity?: boolean;
 }
 
 /** One registry's credentials in {@link SiteConfig.registryAuth}. */
@@ -676,6 +682,7 @@ const siteSchema = strictObject({
   images: imagesSchema.optional(),
   // Validated by registryAuthProblems, whose messages never show a password.
   registryAuth: z.unknown().optional(),
+  identity: booleanSchema.optional(),
 });
 
 const NOUNS: Record<string, string> = {
@@ -1202,6 +1209,7 @@ export function parseSiteConfig(
       })),
     },
     ...(Object.keys(registryAuth).length > 0 ? { registryAuth } : {}),
+    ...(raw.identity === true ? { identity: true } : {}),
   };
 }
 

@@ -201,6 +201,12 @@ export interface SitePlan {
    * @default {} (no pull secret, builders use the caller's docker config)
    */
   readonly registryAuth?: RegistryAuth;
+  /**
+   * The kubeconfig of the site's deploy identity, with its short-lived token (lib/identity.ts),
+   * when `gitops-rings:identity` is true: the deploy applies with it, as a Pulumi secret.
+   * Plain values: never log it. @default none (the caller's kubeconfig)
+   */
+  readonly identityKubeconfig?: string;
 }
 
 /** Where a previous update of this stack left its image resources (the `builtImages` output). */
@@ -416,6 +422,7 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
     imageNames: Object.fromEntries(imageNameOwners(serviceImagesOf(repo, site.registry))),
     ...(Object.keys(registryAuth).length > 0 ? { registryAuth } : {}),
   };
+  const identity = site.identity ? await deployIdentity(options.stack, base) : {};
   const plan = site.build
     ? await planBuild(options, repo, site, store, base)
     : await planDeploy(repo, site, store, client, base);
@@ -424,7 +431,38 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
   return {
     ...plan,
     ...resolved,
+    ...identity,
     table: table.length > 0 ? `${plan.table}\n\n${table.join("\n")}` : plan.table,
+  };
+}
+
+/**
+ * The kubeconfig of a site's deploy identity: a token requested now, with the caller's
+ * kubeconfig, from the TokenRequest API (lib/identity.ts), before anything is built.
+ */
+async function deployIdentity(
+  stack: string,
+  base: Pick<SitePlan, "environment" | "deployer">,
+): Promise<{ identityKubeconfig: string }> {
+  if (base.deployer.kind !== "kubectl") {
+    throw new ConfigError([
+      {
+        file: stackFile(stack),
+        key: `${CONFIG_NAMESPACE}:identity`,
+        message:
+          "true is supported on the kubectl deployer (GITOPS_RINGS_PLATFORM=local) only; with " +
+          "@pulumi/kubernetes, give the kubernetes provider the identity's kubeconfig instead",
+      },
+    ]);
+  }
+  const kubeconfig = base.deployer.kubeconfig;
+  const { identityKubeconfig } = await import("./identity");
+  return {
+    identityKubeconfig: await identityKubeconfig(
+      base.environment.namespace,
+      stack,
+      kubeconfig ? { kubeconfig } : {},
+    ),
   };
 }
 

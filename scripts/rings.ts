@@ -11,6 +11,9 @@
  *   npm run rings -- unshift             the whole train one step back
  *   npm run rings -- check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json]
  *                                        every violation of invariants 1, 2, 4 and 5; exit 1 if any
+ *   npm run rings -- bootstrap <site> [--kubeconfig <path>]
+ *                                        the site's namespace and deploy identity: a ServiceAccount,
+ *                                        a Role with what its manifests need, a RoleBinding
  *
  * Reads gitops-rings.yaml in the working directory; `--registry host[:port]` overrides its registry.
  * `check` reads the registry; with `--stack` (the stack's outputs, through the Automation API)
@@ -27,9 +30,18 @@ import {
   type CheckResult,
   type SiteInput,
 } from "../lib/check";
-import { parseRepositoryConfig, type RepositoryConfig } from "../lib/config";
+import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
+import {
+  parseRepositoryConfig,
+  parseSiteConfig,
+  siteValuesFromConfigMap,
+  type RepositoryConfig,
+} from "../lib/config";
+import { bootstrapIdentity, IDENTITY_NAME } from "../lib/identity";
+import { renderOverlay } from "../lib/kubectl";
 import { mapLimit } from "../lib/limit";
-import { REPOSITORY_FILE } from "../lib/site";
+import { REPOSITORY_FILE, siteNamespace, stackFile } from "../lib/site";
 import { StateStore } from "../lib/state-store";
 import type { RingState } from "../lib/types";
 import {
@@ -42,7 +54,8 @@ import {
 
 const USAGE =
   "usage: rings status | promote <ring> [to-ring] [--force [--reason <text>]] | shift | unshift | " +
-  "check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json]" +
+  "check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json] | " +
+  "bootstrap <site> [--kubeconfig <path>]" +
   " (all take --registry host[:port])";
 
 /**
@@ -141,6 +154,30 @@ async function check(repo: RepositoryConfig, registry: string, flags: CheckFlags
   return result.ok ? 0 : 1;
 }
 
+/**
+ * `bootstrap <site>`: creates or updates the site's namespace and deploy identity
+ * (lib/identity.ts) with the caller's kubeconfig, its Role granting the kinds the site's
+ * environment overlay renders and what a deploy reads.
+ */
+async function bootstrap(repo: RepositoryConfig, site: string, kubeconfig?: string) {
+  const file = stackFile(site);
+  const doc = parseYaml(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> };
+  const config = parseSiteConfig(siteValuesFromConfigMap(doc?.config ?? {}), file, repo);
+  const environment = repo.environments[config.environment];
+  const namespace = siteNamespace(environment.namespace, config.ring);
+  const opts = kubeconfig ? { kubeconfig } : {};
+  const { yaml } = await renderOverlay(path.resolve(environment.overlay), opts);
+  const rules = await bootstrapIdentity(namespace, yaml, opts);
+  console.log(
+    `site ${site}: namespace ${namespace}, ServiceAccount, Role and RoleBinding ${IDENTITY_NAME}`,
+  );
+  for (const r of rules) {
+    console.log(`  ${r.apiGroups[0] || "core"}: ${r.resources.join(", ")}: ${r.verbs.join(", ")}`);
+  }
+  console.log(`deploy as it: pulumi config set --stack ${site} gitops-rings:identity true`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -218,6 +255,9 @@ async function main(argv: string[]): Promise<number> {
       return show();
     case "check":
       return check(repo, registry, values);
+    case "bootstrap":
+      if (!rest[0]) throw new Error("usage: rings bootstrap <site> [--kubeconfig <path>]");
+      return bootstrap(repo, rest[0], values.kubeconfig ?? process.env.KUBECONFIG);
     default:
       throw new Error(`${USAGE} (got ${command ?? "nothing"})`);
   }

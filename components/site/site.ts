@@ -394,14 +394,25 @@ export class Site extends pulumi.ComponentResource {
       // applier's (lib/jobs.ts deployInPhases), inside KubectlApply: an error thrown here,
       // in an apply whose value is a resource input, would reach the user as `error serializing
       // property "manifests"` with a stack trace; the provider's error is the message alone.
+      const identity = plan.identityKubeconfig;
       const manifests = overlay.apply(async (o) => {
         writeSiteOverlay(dir, o);
         const { renderOverlay } = await import("../../lib/kubectl");
-        return (await renderOverlay(dir, { kubeconfig })).yaml;
+        const { yaml } = await renderOverlay(dir, { kubeconfig });
+        // A deploy identity applies all but the Namespace, which bootstrap made (lib/identity.ts).
+        if (identity === undefined) return yaml;
+        const { withoutOwnNamespace } = await import("../../lib/identity");
+        return withoutOwnNamespace(yaml, plan.environment.namespace);
       });
       const applied = new KubectlApply(
         `${name}-apply`,
-        { manifests, kubeconfig, release: this.release, timeoutSeconds: plan.rolloutTimeout },
+        {
+          manifests,
+          kubeconfig,
+          release: this.release,
+          timeoutSeconds: plan.rolloutTimeout,
+          ...(identity !== undefined ? { identity: pulumi.secret(identity) } : {}),
+        },
         { parent: this, ...(pullSecret ? { dependsOn: [pullSecret] } : {}) },
       );
       this.postDeployJobs = applied.jobs.apply((jobs) =>
