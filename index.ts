@@ -20,11 +20,23 @@ const stack = pulumi.getStack();
  */
 const EXIT_AFTER_LOGGED_ERROR = 32;
 
+/**
+ * Whether a stack config key holds a secret. The SDK keeps the list (`isConfigSecret`, marked
+ * internal, exported at run time); without it every key counts as plain, so a registry password
+ * is refused rather than trusted to be encrypted.
+ */
+function isConfigSecret(key: string): boolean {
+  const runtime = pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean };
+  return runtime.isConfigSecret?.(key) ?? false;
+}
+
 async function planSite(): Promise<SitePlan> {
   try {
     // Bad config fails first, before anything is read from the registry or created
     // (DESIGN.md invariant 6).
-    const config = readConfig(process.cwd(), stack, pulumi.runtime.allConfig());
+    const config = readConfig(process.cwd(), stack, pulumi.runtime.allConfig(), {
+      isSecret: isConfigSecret,
+    });
     // What this stack's previous update declared, so that unchanged images stay declared.
     const self = new pulumi.StackReference(
       `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`,

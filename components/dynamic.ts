@@ -1,4 +1,5 @@
 import * as path from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
 
 /**
  * Loads a module of lib/ from inside a dynamic provider. The engine serializes a dynamic
@@ -13,6 +14,23 @@ export function loadLib<T>(module: string): T {
   const dir = process.env.GITOPS_RINGS_LIB_DIR ?? path.resolve("lib");
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require(path.join(dir, `${module}.ts`)) as T;
+}
+
+/**
+ * The `configure` of every dynamic provider that talks to a registry: keeps the stack config's
+ * `gitops-rings:registryAuth` (secrets arrive decrypted) in the provider process, for
+ * lib/registry-auth.ts `providerClient` and `providerCredentials`. The credentials never pass
+ * through resource inputs, so the state never holds them.
+ */
+export async function configureRegistryAuth(req: pulumi.dynamic.ConfigureRequest): Promise<void> {
+  loadLib<typeof import("../lib/registry-auth")>("registry-auth").configureProvider(
+    req.config.get("gitops-rings:registryAuth"),
+  );
+}
+
+/** lib/registry-auth.ts, loaded in the provider process. */
+export function registryAuth(): typeof import("../lib/registry-auth") {
+  return loadLib<typeof import("../lib/registry-auth")>("registry-auth");
 }
 
 /**

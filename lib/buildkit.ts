@@ -13,6 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { isLoopback } from "./registry";
+import { missingCredentialsMessage, withDockerConfig, type RegistryAuth } from "./registry-auth";
 
 const run = promisify(execFile);
 
@@ -35,6 +36,12 @@ export interface BuildkitBuild {
   readonly insecure?: boolean;
   /** `buildctl` binary. @default "buildctl" on PATH */
   readonly buildctl?: string;
+  /**
+   * Registry credentials for the push and for pulling named contexts: written to a private
+   * temporary `DOCKER_CONFIG` for this build only, removed after it, never on the command line.
+   * @default {} (buildctl reads the caller's docker config)
+   */
+  readonly credentials?: RegistryAuth;
 }
 
 /** What a build pushed. */
@@ -97,13 +104,22 @@ export function buildctlArgs(build: BuildkitBuild, metadataFile: string): string
 export async function buildWithBuildkit(build: BuildkitBuild): Promise<BuildkitResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-buildctl-"));
   const metadataFile = path.join(dir, "metadata.json");
+  const credentials = build.credentials ?? {};
+  const registry = build.repository.split("/")[0];
   try {
-    await run(build.buildctl ?? "buildctl", buildctlArgs(build, metadataFile), {
-      maxBuffer: 64 * 1024 * 1024,
-    }).catch((err: { stderr?: string; message: string }) => {
+    await withDockerConfig(credentials, (dockerConfig) =>
+      run(build.buildctl ?? "buildctl", buildctlArgs(build, metadataFile), {
+        maxBuffer: 64 * 1024 * 1024,
+        ...(dockerConfig ? { env: { ...process.env, DOCKER_CONFIG: dockerConfig } } : {}),
+      }),
+    ).catch((err: { stderr?: string; message: string }) => {
       const tail = (err.stderr ?? "").trim().split("\n").slice(-40).join("\n");
+      const unauthorized =
+        credentials[registry] === undefined && /\b401\b|unauthorized|authorization/i.test(tail)
+          ? `\n${missingCredentialsMessage(registry)}`
+          : "";
       throw new Error(
-        `building ${build.repository} from ${build.dockerfile} failed:\n${tail || err.message}`,
+        `building ${build.repository} from ${build.dockerfile} failed:\n${tail || err.message}${unauthorized}`,
       );
     });
     const metadata = JSON.parse(fs.readFileSync(metadataFile, "utf8"));

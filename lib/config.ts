@@ -336,6 +336,26 @@ export interface SiteConfig {
    * (lib/images.ts; README, "Images a site does not build"). @default `{ requireDigest: false, fields: [] }`
    */
   readonly images: SiteImagesConfig;
+  /**
+   * Registry credentials by registry `host[:port]` (README, "Registry credentials"): the
+   * planning step, the dynamic providers, BuildKit's push and the site's image pull secret use
+   * them. The password is a Pulumi secret; read from a stack file without the passphrase it is
+   * absent (the file only holds its ciphertext). @default {} (docker's config.json, or anonymous)
+   */
+  readonly registryAuth?: Readonly<Record<string, RegistryAuthEntry>>;
+  /**
+   * Whether the site deploys as its own identity (README, "A deploy identity per site"): the
+   * ServiceAccount `npm run rings -- bootstrap <site>` made, with a short-lived token requested
+   * at plan time. @default false (the caller's kubeconfig)
+   */
+  readonly identity?: boolean;
+}
+
+/** One registry's credentials in {@link SiteConfig.registryAuth}. */
+export interface RegistryAuthEntry {
+  readonly username: string;
+  /** The decrypted password; absent when only its ciphertext was read (a stack file). */
+  readonly password?: string;
 }
 
 /**
@@ -660,6 +680,9 @@ const siteSchema = strictObject({
     )
     .optional(),
   images: imagesSchema.optional(),
+  // Validated by registryAuthProblems, whose messages never show a password.
+  registryAuth: z.unknown().optional(),
+  identity: booleanSchema.optional(),
 });
 
 const NOUNS: Record<string, string> = {
@@ -1077,6 +1100,7 @@ export function parseSiteConfig(
   values: Readonly<Record<string, unknown>>,
   file: string,
   repo: RepositoryConfig,
+  options: SiteConfigOptions = {},
 ): SiteConfig {
   const prefix = `${CONFIG_NAMESPACE}:`;
   const parsed = siteSchema.safeParse(values, { reportInput: true });
@@ -1142,6 +1166,7 @@ export function parseSiteConfig(
     }
   }
   problems.push(...buildingSiteProblems(v, file, repo));
+  const registryAuth = parseRegistryAuth(v.registryAuth, file, options.isSecret, problems);
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
 
   const raw = parsed.data;
@@ -1183,7 +1208,129 @@ export function parseSiteConfig(
         ...(f.version !== undefined ? { version: f.version } : {}),
       })),
     },
+    ...(Object.keys(registryAuth).length > 0 ? { registryAuth } : {}),
+    ...(raw.identity === true ? { identity: true } : {}),
   };
+}
+
+/** Options of {@link parseSiteConfig}. */
+export interface SiteConfigOptions {
+  /**
+   * Whether a full config key (`gitops-rings:registryAuth`) holds a Pulumi secret: given when
+   * the values come from the Pulumi runtime, which hands secrets over decrypted. Without it the
+   * values are a stack file's, where a secret is `{ secure: <ciphertext> }`.
+   */
+  readonly isSecret?: (key: string) => boolean;
+}
+
+/** The config key of the registry credentials. */
+export const REGISTRY_AUTH_KEY = `${CONFIG_NAMESPACE}:registryAuth`;
+
+/** A registry key of `registryAuth`: `host[:port]`, no path. */
+const REGISTRY_HOST = new RegExp(`^${HOST}$`);
+
+/**
+ * The commands that set a registry's credentials, for error messages and the README.
+ * @param registry `host[:port]`.
+ * @returns `pulumi config set --path '…username' <user>` and `pulumi config set --secret --path '…password' <password>`.
+ */
+export function registryAuthCommands(registry: string): string {
+  const key = `${REGISTRY_AUTH_KEY}[${JSON.stringify(registry)}]`;
+  return (
+    `pulumi config set --path '${key}.username' <user> && ` +
+    `pulumi config set --secret --path '${key}.password' <password>`
+  );
+}
+
+/**
+ * Validates `gitops-rings:registryAuth` alone (what a dynamic provider reads from its config).
+ * @param value the value as given (a map, or undefined when none is configured).
+ * @param file the file named in error messages.
+ * @param isSecret see {@link SiteConfigOptions.isSecret}.
+ * @returns the credentials by registry.
+ * @throws {ConfigError} naming file and key, never the password.
+ */
+export function validateRegistryAuth(
+  value: unknown,
+  file: string,
+  isSecret?: (key: string) => boolean,
+): Record<string, RegistryAuthEntry> {
+  const problems: ConfigProblem[] = [];
+  const auth = parseRegistryAuth(value, file, isSecret, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return auth;
+}
+
+/**
+ * Validates `gitops-rings:registryAuth`: a map from registry `host[:port]` to
+ * `{ username, password }`, both non-empty strings, the password a Pulumi secret. Problems are
+ * appended to `problems`; no message shows a password.
+ * @returns the credentials by registry (empty when there are problems or none are set).
+ */
+function parseRegistryAuth(
+  value: unknown,
+  file: string,
+  isSecret: ((key: string) => boolean) | undefined,
+  problems: ConfigProblem[],
+): Record<string, RegistryAuthEntry> {
+  if (value === undefined) return {};
+  const add = (segments: PropertyKey[], message: string) =>
+    problems.push({
+      file,
+      key: `${CONFIG_NAMESPACE}:${keyPath(["registryAuth", ...segments])}`,
+      message,
+    });
+  if (!isMap(value)) {
+    add(
+      [],
+      `${showValue(typeof value === "string" ? "<string>" : value)} is not a map of registry (host[:port]) to { username, password }`,
+    );
+    return {};
+  }
+  const out: Record<string, RegistryAuthEntry> = {};
+  for (const [registry, entry] of Object.entries(value).sort(byKey)) {
+    if (!REGISTRY_HOST.test(registry)) {
+      add([registry], `${showValue(registry)} is not a registry host[:port] (no scheme, no path)`);
+      continue;
+    }
+    if (!isMap(entry)) {
+      add([registry], `is not a map { username, password }: ${registryAuthCommands(registry)}`);
+      continue;
+    }
+    for (const key of Object.keys(entry)) {
+      if (key !== "username" && key !== "password") {
+        add([registry, key], "unknown key (known: username, password)");
+      }
+    }
+    const { username, password } = entry as { username?: unknown; password?: unknown };
+    if (typeof username !== "string" || username === "") {
+      add(
+        [registry, "username"],
+        username === undefined
+          ? `is required: ${registryAuthCommands(registry)}`
+          : `${showValue(username)} is not a non-empty string`,
+      );
+    }
+    let decrypted: string | undefined;
+    if (password === undefined) {
+      add([registry, "password"], `is required: ${registryAuthCommands(registry)}`);
+    } else if (isMap(password) && typeof password.secure === "string" && isSecret === undefined) {
+      // A stack file's ciphertext: valid, unreadable without the stack's secrets provider.
+    } else if (typeof password !== "string" || password === "") {
+      add([registry, "password"], "is not a non-empty string");
+    } else if (!(isSecret?.(REGISTRY_AUTH_KEY) ?? false)) {
+      add(
+        [registry, "password"],
+        `is stored in plain text; set it as a secret: ${registryAuthCommands(registry)}`,
+      );
+    } else {
+      decrypted = password;
+    }
+    if (typeof username === "string" && username !== "") {
+      out[registry] = decrypted !== undefined ? { username, password: decrypted } : { username };
+    }
+  }
+  return out;
 }
 
 /**

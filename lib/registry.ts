@@ -506,6 +506,12 @@ export interface RegistryClientOptions {
    * HEADs and existence checks are always live. @default none (no cache)
    */
   readonly cacheDir?: string;
+  /**
+   * The error message when a registry asks for credentials (HTTP 401) and this client has none
+   * for it, e.g. naming the config key that gives them (lib/registry-auth.ts).
+   * @default `HTTP 401: … no credentials for it` (set them in docker's config.json)
+   */
+  readonly missingCredentials?: (registry: string) => string;
 }
 
 interface Request {
@@ -649,7 +655,11 @@ export class RegistryClient {
     if (challenge.scheme === "basic") {
       const creds = await this.credentialsFor(req.registry);
       if (!creds) {
-        throw new RegistryError(ctx, `HTTP 401: basic auth required and no credentials for it`);
+        const hint = this.options.missingCredentials?.(req.registry);
+        throw new RegistryError(
+          ctx,
+          `HTTP 401: basic auth required and no credentials for it${hint ? `: ${hint}` : ""}`,
+        );
       }
       return RegistryClient.basic(creds);
     }
@@ -671,8 +681,11 @@ export class RegistryClient {
       { ...ctx, method: "GET", url: url.toString(), ok: [200] },
       creds ? RegistryClient.basic(creds) : undefined,
     );
-    if (res.status === 401)
+    if (res.status === 401) {
+      const hint = creds ? undefined : this.options.missingCredentials?.(req.registry);
+      if (hint) throw new RegistryError({ ...ctx, status: 401, code: "UNAUTHORIZED" }, hint);
       throw RegistryClient.httpError({ ...ctx, method: "GET", url: "", ok: [] }, res);
+    }
     let body: { token?: string; access_token?: string; expires_in?: number };
     try {
       body = JSON.parse(res.body.toString("utf8"));

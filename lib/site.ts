@@ -21,6 +21,7 @@ import {
   type RepositoryConfig,
   type ServiceConfig,
   type SiteConfig,
+  type SiteConfigOptions,
 } from "./config";
 import { assembleContext } from "./context";
 import { GitSnapshot, computeRevisionInput } from "./revision";
@@ -51,6 +52,7 @@ import type { ImageLabelInput } from "./labels";
 import { formatPlan, planRelease, type PlanReason, type PlanServiceInput } from "./plan";
 import { selectImage, type Policy } from "./policies";
 import { RegistryClient, parsePlatform } from "./registry";
+import { credentialsOf, registryClientWith, type RegistryAuth } from "./registry-auth";
 import { StateStore } from "./state-store";
 import type { ImageRecord, ReleaseRecord, SourceCommit, Version } from "./types";
 import { nextRing } from "./version";
@@ -192,6 +194,19 @@ export interface SitePlan {
    * the site's extra image fields); both deploy paths write it (lib/kustomize.ts). @default none
    */
   readonly foreign?: ForeignOverlay;
+  /**
+   * Registry credentials from the stack config (`gitops-rings:registryAuth`; README, "Registry
+   * credentials"), by registry: the docker-build backend's `registries` and the site's image
+   * pull secret, both as Pulumi secrets. Plain values: never log a plan's credentials.
+   * @default {} (no pull secret, builders use the caller's docker config)
+   */
+  readonly registryAuth?: RegistryAuth;
+  /**
+   * The kubeconfig of the site's deploy identity, with its short-lived token (lib/identity.ts),
+   * when `gitops-rings:identity` is true: the deploy applies with it, as a Pulumi secret.
+   * Plain values: never log it. @default none (the caller's kubeconfig)
+   */
+  readonly identityKubeconfig?: string;
 }
 
 /** Where a previous update of this stack left its image resources (the `builtImages` output). */
@@ -235,16 +250,19 @@ export const stackFile = (stack: string) => `stacks/Pulumi.${stack}.yaml`;
 /**
  * Reads and validates the repository and site config, and checks that the site's environment
  * overlay is a Kustomize directory (no other I/O).
+ * @param options `isSecret` when `config` comes from the Pulumi runtime (secrets decrypted), so
+ *   that a registry password stored in plain text is refused (lib/config.ts).
  * @throws {ConfigError} naming file, key and value (DESIGN.md invariant 6).
  */
 export function readConfig(
   root: string,
   stack: string,
   config: Readonly<Record<string, unknown>>,
+  options: SiteConfigOptions = {},
 ): { repo: RepositoryConfig; site: SiteConfig } {
   const text = fs.readFileSync(path.join(root, REPOSITORY_FILE), "utf8");
   const repo = parseRepositoryConfig(text, REPOSITORY_FILE);
-  const site = parseSiteConfig(siteValuesFromConfigMap(config), stackFile(stack), repo);
+  const site = parseSiteConfig(siteValuesFromConfigMap(config), stackFile(stack), repo, options);
   const rival = buildingRival(root, stack, repo, site);
   if (rival !== undefined) {
     throw new ConfigError([
@@ -377,7 +395,10 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
   const registry = site.registry ?? repo.registry;
   // Manifests by digest and image configs are immutable: cached on disk, so a no-op plan reads
   // only tags and ring pointers from the registry (issue 10).
-  const client = options.client ?? new RegistryClient({ cacheDir: registryCacheDir() });
+  const registryAuth = credentialsOf(site.registryAuth ?? {});
+  const client =
+    options.client ?? registryClientWith(registryAuth, { cacheDir: registryCacheDir() });
+  options = { ...options, client };
   const store = new StateStore({
     registry,
     project: repo.project,
@@ -402,7 +423,9 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
     ...platformOf(env),
     rolloutTimeout: site.rolloutTimeout ?? 300,
     imageNames: Object.fromEntries(imageNameOwners(serviceImagesOf(repo, site.registry))),
+    ...(Object.keys(registryAuth).length > 0 ? { registryAuth } : {}),
   };
+  const identity = site.identity ? await deployIdentity(options.stack, base) : {};
   const plan = site.build
     ? await planBuild(options, repo, site, store, base)
     : await planDeploy(repo, site, store, client, base);
@@ -411,7 +434,38 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
   return {
     ...plan,
     ...resolved,
+    ...identity,
     table: table.length > 0 ? `${plan.table}\n\n${table.join("\n")}` : plan.table,
+  };
+}
+
+/**
+ * The kubeconfig of a site's deploy identity: a token requested now, with the caller's
+ * kubeconfig, from the TokenRequest API (lib/identity.ts), before anything is built.
+ */
+async function deployIdentity(
+  stack: string,
+  base: Pick<SitePlan, "environment" | "deployer">,
+): Promise<{ identityKubeconfig: string }> {
+  if (base.deployer.kind !== "kubectl") {
+    throw new ConfigError([
+      {
+        file: stackFile(stack),
+        key: `${CONFIG_NAMESPACE}:identity`,
+        message:
+          "true is supported on the kubectl deployer (GITOPS_RINGS_PLATFORM=local) only; with " +
+          "@pulumi/kubernetes, give the kubernetes provider the identity's kubeconfig instead",
+      },
+    ]);
+  }
+  const kubeconfig = base.deployer.kubeconfig;
+  const { identityKubeconfig } = await import("./identity");
+  return {
+    identityKubeconfig: await identityKubeconfig(
+      base.environment.namespace,
+      stack,
+      kubeconfig ? { kubeconfig } : {},
+    ),
   };
 }
 

@@ -18,6 +18,10 @@
  * `promote`, `shift` and `unshift` print the release notes of every ring they moved (table,
  * or with `--markdown` / `--json`).
  *
+ *   npm run rings -- bootstrap <site> [--kubeconfig <path>]
+ *                                        the site's namespace and deploy identity: a ServiceAccount,
+ *                                        a Role with what its manifests need, a RoleBinding
+ *
  * Reads gitops-rings.yaml in the working directory; `--registry host[:port]` overrides its registry.
  * `check` reads the registry; with `--stack` (the stack's outputs, through the Automation API)
  * or `--outputs` (outputs as JSON, e.g. `pulumi stack output --json`) also the sites, and with
@@ -33,7 +37,16 @@ import {
   type CheckResult,
   type SiteInput,
 } from "../lib/check";
-import { parseRepositoryConfig, type RepositoryConfig } from "../lib/config";
+import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
+import {
+  parseRepositoryConfig,
+  parseSiteConfig,
+  siteValuesFromConfigMap,
+  type RepositoryConfig,
+} from "../lib/config";
+import { bootstrapIdentity, IDENTITY_NAME } from "../lib/identity";
+import { renderOverlay } from "../lib/kubectl";
 import { mapLimit } from "../lib/limit";
 import {
   formatNotesMarkdown,
@@ -44,7 +57,7 @@ import {
   type NotesOptions,
   type ReleaseNotes,
 } from "../lib/notes";
-import { REPOSITORY_FILE } from "../lib/site";
+import { REPOSITORY_FILE, siteNamespace, stackFile } from "../lib/site";
 import { StateStore } from "../lib/state-store";
 import type { RingState } from "../lib/types";
 import {
@@ -58,7 +71,7 @@ import {
 const USAGE =
   "usage: rings status | promote <ring> [to-ring] [--force [--reason <text>]] | shift | unshift | " +
   "check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json] | " +
-  "diff <from> <to> [--markdown|--json] [--base <ref>]" +
+  "diff <from> <to> [--markdown|--json] [--base <ref>] | bootstrap <site> [--kubeconfig <path>]" +
   " (all take --registry host[:port]; promote, shift and unshift take --markdown|--json)";
 
 /**
@@ -189,6 +202,30 @@ async function movedNotes(
   return notes;
 }
 
+/**
+ * `bootstrap <site>`: creates or updates the site's namespace and deploy identity
+ * (lib/identity.ts) with the caller's kubeconfig, its Role granting the kinds the site's
+ * environment overlay renders and what a deploy reads.
+ */
+async function bootstrap(repo: RepositoryConfig, site: string, kubeconfig?: string) {
+  const file = stackFile(site);
+  const doc = parseYaml(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> };
+  const config = parseSiteConfig(siteValuesFromConfigMap(doc?.config ?? {}), file, repo);
+  const environment = repo.environments[config.environment];
+  const namespace = siteNamespace(environment.namespace, config.ring);
+  const opts = kubeconfig ? { kubeconfig } : {};
+  const { yaml } = await renderOverlay(path.resolve(environment.overlay), opts);
+  const rules = await bootstrapIdentity(namespace, yaml, opts);
+  console.log(
+    `site ${site}: namespace ${namespace}, ServiceAccount, Role and RoleBinding ${IDENTITY_NAME}`,
+  );
+  for (const r of rules) {
+    console.log(`  ${r.apiGroups[0] || "core"}: ${r.resources.join(", ")}: ${r.verbs.join(", ")}`);
+  }
+  console.log(`deploy as it: pulumi config set --stack ${site} gitops-rings:identity true`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -293,6 +330,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case "check":
       return check(repo, registry, values);
+    case "bootstrap":
+      if (!rest[0]) throw new Error("usage: rings bootstrap <site> [--kubeconfig <path>]");
+      return bootstrap(repo, rest[0], values.kubeconfig ?? process.env.KUBECONFIG);
     default:
       throw new Error(`${USAGE} (got ${command ?? "nothing"})`);
   }

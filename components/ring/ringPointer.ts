@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadLib, outputsOf } from "../dynamic";
+import { configureRegistryAuth, loadLib, outputsOf, registryAuth } from "../dynamic";
 
 /** Inputs of the ring pointer dynamic resource, all plain once resolved. */
 export interface RingPointerInputs {
@@ -29,6 +29,7 @@ export interface RingPointerInputs {
  * the precondition of a move, not a state: a change of it alone is no change.
  */
 export const ringPointerProvider: pulumi.dynamic.ResourceProvider = {
+  configure: configureRegistryAuth,
   async create(inputs: RingPointerInputs) {
     await move(inputs);
     return {
@@ -64,6 +65,7 @@ async function move(inputs: RingPointerInputs): Promise<void> {
     registry: inputs.registry,
     project: inputs.project,
     rings: inputs.rings,
+    client: registryAuth().providerClient(),
   });
   await store.moveRing(inputs.ring, inputs.version, {
     digest: inputs.digest,

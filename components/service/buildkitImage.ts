@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadLib, outputsOf } from "../dynamic";
+import { configureRegistryAuth, loadLib, outputsOf, registryAuth } from "../dynamic";
 
 /** Inputs of {@link BuildkitImage} once resolved. */
 export interface BuildkitImageInputs {
@@ -25,11 +25,15 @@ type Outs = BuildkitImageInputs & { readonly digest: string; readonly ref: strin
 
 async function build(inputs: BuildkitImageInputs): Promise<Outs> {
   const buildkit = loadLib<typeof import("../../lib/buildkit")>("buildkit");
-  const built = await buildkit.buildWithBuildkit(inputs);
+  const built = await buildkit.buildWithBuildkit({
+    ...inputs,
+    credentials: registryAuth().providerCredentials(),
+  });
   return outputsOf({ ...inputs, digest: built.digest, ref: built.ref });
 }
 
 const provider: pulumi.dynamic.ResourceProvider = {
+  configure: configureRegistryAuth,
   async create(inputs: BuildkitImageInputs) {
     const outs = await build(inputs);
     return { id: outs.ref, outs };

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadLib, outputsOf } from "../dynamic";
+import { configureRegistryAuth, loadLib, outputsOf, registryAuth } from "../dynamic";
 
 /** Inputs of {@link VersionTag} once resolved. */
 export interface VersionTagInputs {
@@ -19,17 +19,21 @@ type Outs = VersionTagInputs & { readonly digest: string; readonly ref: string }
 
 async function publish(inputs: VersionTagInputs): Promise<Outs> {
   const { publishImage } = loadLib<typeof import("../../lib/publish")>("publish");
-  const published = await publishImage({
-    repository: inputs.repository,
-    digest: inputs.built,
-    tag: inputs.tag,
-    labels: inputs.labels,
-    ...(inputs.base ? { base: inputs.base } : {}),
-  });
+  const published = await publishImage(
+    {
+      repository: inputs.repository,
+      digest: inputs.built,
+      tag: inputs.tag,
+      labels: inputs.labels,
+      ...(inputs.base ? { base: inputs.base } : {}),
+    },
+    registryAuth().providerClient(),
+  );
   return outputsOf({ ...inputs, digest: published.digest, ref: published.ref });
 }
 
 const provider: pulumi.dynamic.ResourceProvider = {
+  configure: configureRegistryAuth,
   async create(inputs: VersionTagInputs) {
     return { id: `${inputs.repository}:${inputs.tag}`, outs: await publish(inputs) };
   },

@@ -19,6 +19,13 @@ export interface KubectlApplyInputs {
    * @default "" (Jobs named `<name>-unreleased`)
    */
   readonly release?: string;
+  /**
+   * The kubeconfig (YAML text) of the site's deploy identity, with its short-lived token: the
+   * create and update apply with it (written to a private temporary file for the run), delete
+   * with {@link KubectlApplyInputs.kubeconfig}. Pass it as a Pulumi secret; not part of the
+   * diff (every update brings a new token). @default none
+   */
+  readonly identity?: string;
 }
 
 /** Rollout progress lines go to the provider's stderr, which the engine shows for the resource. */
@@ -28,14 +35,25 @@ type Outs = KubectlApplyInputs & { readonly objects: ObjectRef[]; readonly jobs:
 
 const kubectl = () => loadLib<typeof import("../../lib/kubectl")>("kubectl");
 const jobs = () => loadLib<typeof import("../../lib/jobs")>("jobs");
+const identity = () => loadLib<typeof import("../../lib/identity")>("identity");
+
+/** Runs `fn` with the kubeconfig to apply with: the identity's, in a temporary file, or the caller's. */
+async function asSite<T>(
+  inputs: KubectlApplyInputs,
+  fn: (kubeconfig: string | undefined) => Promise<T>,
+): Promise<T> {
+  return inputs.identity ? identity().withKubeconfig(inputs.identity, fn) : fn(inputs.kubeconfig);
+}
 
 const provider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: KubectlApplyInputs) {
-    const deployed = await jobs().deployInPhases(inputs.manifests, [], inputs.release ?? "", {
-      kubeconfig: inputs.kubeconfig,
-      timeoutSeconds: inputs.timeoutSeconds,
-      onProgress: progress,
-    });
+    const deployed = await asSite(inputs, (kubeconfig) =>
+      jobs().deployInPhases(inputs.manifests, [], inputs.release ?? "", {
+        kubeconfig,
+        timeoutSeconds: inputs.timeoutSeconds,
+        onProgress: progress,
+      }),
+    );
     return { id: `site-${Date.now()}`, outs: outputsOf({ ...inputs, ...deployed }) };
   },
   async diff(_id: string, olds: Outs, news: KubectlApplyInputs) {
@@ -47,11 +65,13 @@ const provider: pulumi.dynamic.ResourceProvider = {
     };
   },
   async update(_id: string, olds: Outs, news: KubectlApplyInputs) {
-    const deployed = await jobs().deployInPhases(news.manifests, olds.objects, news.release ?? "", {
-      kubeconfig: news.kubeconfig,
-      timeoutSeconds: news.timeoutSeconds,
-      onProgress: progress,
-    });
+    const deployed = await asSite(news, (kubeconfig) =>
+      jobs().deployInPhases(news.manifests, olds.objects, news.release ?? "", {
+        kubeconfig,
+        timeoutSeconds: news.timeoutSeconds,
+        onProgress: progress,
+      }),
+    );
     return { outs: outputsOf({ ...news, ...deployed }) };
   },
   async delete(_id: string, olds: Outs) {

@@ -12,7 +12,10 @@ import type { ImageRecord } from "../../lib/types";
 import { Release } from "../release/release";
 import { Ring } from "../ring/ring";
 import { ServiceImage } from "../service/serviceImage";
+import { dockerConfigJson, PULL_SECRET_NAME, type RegistryAuth } from "../../lib/registry-auth";
+import type { RegistryCredentials } from "../service/build";
 import { KubectlApply } from "./kubectlApply";
+import { PullSecret } from "./pullSecret";
 import { renderWithProvider } from "./render";
 import { SiteVerification } from "./verification";
 
@@ -157,6 +160,7 @@ export class Site extends pulumi.ComponentResource {
           digest: plan.release.digest,
           labels,
           builder: plan.builder,
+          registries: registriesOf(plan.registryAuth),
         },
         { parent: this },
       );
@@ -298,10 +302,44 @@ export class Site extends pulumi.ComponentResource {
           namedContexts,
           ...(step.baseService !== undefined ? { base: dependency(step.baseService).ref } : {}),
           builder: plan.builder,
+          registries: registriesOf(plan.registryAuth),
         },
       },
       { parent: this },
     );
+  }
+
+  /**
+   * The provider path's image pull secret (README, "Registry credentials"): the site's
+   * Namespace (server-side apply: the overlay applies it too), the
+   * `kubernetes.io/dockerconfigjson` Secret and the `default` ServiceAccount's
+   * `imagePullSecrets`, all before the first phase.
+   */
+  private providerPullSecret(name: string, plan: SitePlan, auth: RegistryAuth): pulumi.Resource[] {
+    const namespace = plan.environment.namespace;
+    const ns = new k8s.core.v1.Namespace(
+      `${name}-pull-secret-namespace`,
+      { metadata: { name: namespace } },
+      { parent: this },
+    );
+    const secret = new k8s.core.v1.Secret(
+      `${name}-pull-secret`,
+      {
+        metadata: { name: PULL_SECRET_NAME, namespace },
+        type: "kubernetes.io/dockerconfigjson",
+        stringData: { ".dockerconfigjson": pulumi.secret(dockerConfigJson(auth)) },
+      },
+      { parent: this, dependsOn: [ns] },
+    );
+    const account = new k8s.core.v1.ServiceAccountPatch(
+      `${name}-pull-secret-account`,
+      {
+        metadata: { name: "default", namespace },
+        imagePullSecrets: [{ name: PULL_SECRET_NAME }],
+      },
+      { parent: this, dependsOn: [secret] },
+    );
+    return [ns, secret, account];
   }
 
   /** Generated overlay + apply. The overlay is written once every digest is known. */
@@ -335,21 +373,47 @@ export class Site extends pulumi.ComponentResource {
       // Images no service builds, as the planning step resolved and checked them.
       ...(plan.foreign ? { foreign: plan.foreign } : {}),
     }));
+    const auth = plan.registryAuth ?? {};
+    const hasAuth = Object.keys(auth).length > 0;
     if (plan.deployer.kind === "kubectl") {
       const kubeconfig = plan.deployer.kubeconfig;
+      // The site's image pull secret, before the manifests (README, "Registry credentials").
+      const pullSecret = hasAuth
+        ? new PullSecret(
+            `${name}-pull-secret`,
+            {
+              namespace: plan.environment.namespace,
+              name: PULL_SECRET_NAME,
+              dockerConfigJson: pulumi.secret(dockerConfigJson(auth)),
+              ...(kubeconfig !== undefined ? { kubeconfig } : {}),
+            },
+            { parent: this },
+          )
+        : undefined;
       // The planning step checked the rendered images (lib/site.ts). The second check is the
       // applier's (lib/jobs.ts deployInPhases), inside KubectlApply: an error thrown here,
       // in an apply whose value is a resource input, would reach the user as `error serializing
       // property "manifests"` with a stack trace; the provider's error is the message alone.
+      const identity = plan.identityKubeconfig;
       const manifests = overlay.apply(async (o) => {
         writeSiteOverlay(dir, o);
         const { renderOverlay } = await import("../../lib/kubectl");
-        return (await renderOverlay(dir, { kubeconfig })).yaml;
+        const { yaml } = await renderOverlay(dir, { kubeconfig });
+        // A deploy identity applies all but the Namespace, which bootstrap made (lib/identity.ts).
+        if (identity === undefined) return yaml;
+        const { withoutOwnNamespace } = await import("../../lib/identity");
+        return withoutOwnNamespace(yaml, plan.environment.namespace);
       });
       const applied = new KubectlApply(
         `${name}-apply`,
-        { manifests, kubeconfig, release: this.release, timeoutSeconds: plan.rolloutTimeout },
-        { parent: this },
+        {
+          manifests,
+          kubeconfig,
+          release: this.release,
+          timeoutSeconds: plan.rolloutTimeout,
+          ...(identity !== undefined ? { identity: pulumi.secret(identity) } : {}),
+        },
+        { parent: this, ...(pullSecret ? { dependsOn: [pullSecret] } : {}) },
       );
       this.postDeployJobs = applied.jobs.apply((jobs) =>
         (jobs ?? [])
@@ -368,10 +432,11 @@ export class Site extends pulumi.ComponentResource {
       writeSiteOverlay(dir, { ...o, awaitTimeoutSeconds: plan.rolloutTimeout });
       return splitPhases((await render(dir)) as ManifestObject[], o.release);
     });
+    const pullSecret = hasAuth ? this.providerPullSecret(name, plan, auth) : [];
     const pre = new k8s.yaml.v2.ConfigGroup(
       `${name}-pre-deploy`,
       { objs: phases.apply((p) => p.pre) },
-      { parent: this },
+      { parent: this, dependsOn: pullSecret },
     );
     const main = new k8s.yaml.v2.ConfigGroup(
       `${name}-apply`,
@@ -389,4 +454,19 @@ export class Site extends pulumi.ComponentResource {
     );
     return post;
   }
+}
+
+/**
+ * The docker-build backend's `registries` for a plan's credentials, passwords as Pulumi secrets
+ * (the buildctl backend reads them in its provider instead: lib/registry-auth.ts).
+ * @returns undefined without credentials (the caller's docker config applies, as before).
+ */
+function registriesOf(auth: RegistryAuth | undefined): RegistryCredentials[] | undefined {
+  const entries = Object.entries(auth ?? {});
+  if (entries.length === 0) return undefined;
+  return entries.map(([address, c]) => ({
+    address,
+    username: c.username,
+    password: pulumi.secret(c.password),
+  }));
 }

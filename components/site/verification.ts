@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadLib, outputsOf } from "../dynamic";
+import { configureRegistryAuth, loadLib, outputsOf, registryAuth } from "../dynamic";
 import type { VerifiedJob } from "../../lib/verification";
 
 /** Inputs of {@link SiteVerification} once resolved. */
@@ -19,12 +19,11 @@ export interface SiteVerificationInputs {
 type Outs = SiteVerificationInputs & { readonly time: string; readonly record: string };
 
 const verification = () => loadLib<typeof import("../../lib/verification")>("verification");
-const registry = () => loadLib<typeof import("../../lib/registry")>("registry");
 
 async function record(inputs: SiteVerificationInputs): Promise<Outs> {
   const time = new Date().toISOString();
   const digest = await verification().recordVerification(
-    new (registry().RegistryClient)(),
+    registryAuth().providerClient(),
     inputs.releaseRepository,
     { ...inputs, time },
   );
@@ -32,6 +31,7 @@ async function record(inputs: SiteVerificationInputs): Promise<Outs> {
 }
 
 const provider: pulumi.dynamic.ResourceProvider = {
+  configure: configureRegistryAuth,
   async create(inputs: SiteVerificationInputs) {
     const outs = await record(inputs);
     return { id: `${inputs.site}-${inputs.digest}`, outs };

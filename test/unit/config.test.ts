@@ -444,7 +444,7 @@ describe("lib/config", () => {
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:registry: "https://r" is not a registry (host[:port][/prefix])',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:rolloutTimeout: "5m" is not a duration in seconds (a whole number of at least 1, e.g. 600)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:sourceCommits.nokey: "nokey" is not a <service>/<source> key',
-          "stacks/Pulumi.eu-testers.yaml: gitops-rings:colour: unknown key (known keys: ring, environment, build, release, pins, policies, majorBump, registry, autoDeploy, rolloutTimeout, sourceCommits, images)",
+          "stacks/Pulumi.eu-testers.yaml: gitops-rings:colour: unknown key (known keys: ring, environment, build, release, pins, policies, majorBump, registry, autoDeploy, rolloutTimeout, sourceCommits, images, registryAuth, identity)",
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:ring: "qa" is not a ring (ante, developers, testers, users, lts, post)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:environment: "us" is not an environment (eu)',
           'stacks/Pulumi.eu-testers.yaml: gitops-rings:pins.frontend: "frontend" is not a service (backend, base)',

@@ -45,6 +45,12 @@ pulumi.runtime.setMocks(
 
 const sha = (c: string) => `sha256:${c.repeat(64)}`;
 
+/** A secret value as the mocks record it: the SDK's secret signature around the value. */
+const secret = (value: unknown) => ({
+  [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig,
+  value,
+});
+
 function step(service: string, overrides: Partial<ServiceStep> = {}): ServiceStep {
   return {
     service,
@@ -303,6 +309,63 @@ describe("Site (Pulumi mocks)", () => {
       ["0.1.0", "0.1.0", "0.1.0"],
     );
     assert.equal(recorded.filter((r) => r.type === "docker-build:index:Image").length, 0);
+  });
+
+  it("GIVEN registry credentials on the provider path WHEN constructed THEN docker-build gets them as secret registries, the pull secret (Namespace, dockerconfigjson Secret as a secret, default ServiceAccount patch) is declared, and no other input holds the password", async () => {
+    const auth = { "127.0.0.1:5001": { username: "ci", password: "hunter2" } };
+    const site = new Site("dev-developers", {
+      plan: plan({ registryAuth: auth }, tmp),
+      overlayDir: path.join(tmp, "out"),
+      renderOverlay: async () => [],
+    });
+    await registered(site);
+    const images = recorded.filter((r) => r.type === "docker-build:index:Image");
+    assert.equal(images.length, 3);
+    for (const image of images) {
+      assert.deepEqual(
+        image.inputs.registries,
+        secret([{ address: "127.0.0.1:5001", username: "ci", password: "hunter2" }]),
+      );
+    }
+    const pullSecret = recorded.find((r) => r.type === "kubernetes:core/v1:Secret");
+    assert.deepEqual(pullSecret?.inputs, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "gitops-rings-registry", namespace: "example-dev" },
+      type: "kubernetes.io/dockerconfigjson",
+      stringData: secret({
+        ".dockerconfigjson": JSON.stringify({
+          auths: { "127.0.0.1:5001": { auth: Buffer.from("ci:hunter2").toString("base64") } },
+        }),
+      }),
+    });
+    const account = recorded.find((r) => r.type === "kubernetes:core/v1:ServiceAccountPatch");
+    assert.deepEqual(account?.inputs.imagePullSecrets, [{ name: "gitops-rings-registry" }]);
+    assert.equal(recorded.filter((r) => r.type === "kubernetes:core/v1:Namespace").length, 1);
+    const others = recorded.filter(
+      (r) => r.type !== "docker-build:index:Image" && r.type !== "kubernetes:core/v1:Secret",
+    );
+    assert.ok(others.length > 5);
+    for (const r of others) {
+      const text = JSON.stringify(r.inputs);
+      assert.ok(!text.includes("hunter2") && !text.includes("Y2k6aHVudGVyMg=="), r.name);
+    }
+  });
+
+  it("GIVEN no registry credentials WHEN constructed THEN no pull secret is declared and builds get no registries", async () => {
+    const site = new Site("dev-developers", {
+      plan: plan({}, tmp),
+      overlayDir: path.join(tmp, "out"),
+      renderOverlay: async () => [],
+    });
+    await registered(site);
+    assert.deepEqual(
+      recorded.filter((r) => r.type.startsWith("kubernetes:core/v1:")).map((r) => r.type),
+      [],
+    );
+    for (const image of recorded.filter((r) => r.type === "docker-build:index:Image")) {
+      assert.equal(image.inputs.registries, undefined);
+    }
   });
 
   it("GIVEN a keep step WHEN constructed THEN its build and version tag are declared with every input ignored, so a new checkout or new labels change nothing", async () => {
