@@ -275,27 +275,10 @@ export async function gitKnownBlobs(
   if (repo.autocrlf) return result;
   const prefix = path.relative(repo.root, await fs.promises.realpath(context)).split(path.sep);
   const root = prefix[0] === "" ? "" : `${prefix.join("/")}/`;
-  const index = new Map<string, GitEntry>();
   for (const rel of new Set(paths)) {
     const entry = repo.clean.get(`${root}${rel}`);
-    if (entry) index.set(rel, entry);
+    if (entry) entries.set(rel, entry);
   }
-  if (index.size === 0) return result;
-  const names = [...index.keys()];
-  const attrs = await git(
-    context,
-    ["check-attr", "-z", "--stdin", "filter", "text", "eol", "ident", "working-tree-encoding"],
-    names.map((n) => `${n}\0`).join(""),
-  );
-  if (attrs === undefined) return result;
-  const converted = new Set<string>();
-  const fields = attrs.split("\0");
-  for (let i = 0; i + 2 < fields.length; i += 3) {
-    const [file, attr, value] = [fields[i], fields[i + 1], fields[i + 2]];
-    if (value === "unspecified" || (attr === "text" && value === "unset")) continue;
-    converted.add(file);
-  }
-  for (const [name, entry] of index) if (!converted.has(name)) entries.set(name, entry);
   return result;
 }
 
@@ -308,17 +291,19 @@ interface GitRepoState {
   /** `core.fileMode` (true unless set false). */
   readonly fileMode: boolean;
   /**
-   * Tracked files that are cached, unchanged in the worktree (`git status`) and not marked
-   * assume-unchanged or skip-worktree, by top-relative posix path.
+   * Tracked files that are cached, unchanged in the worktree (`git status`), not marked
+   * assume-unchanged or skip-worktree, and with no attribute that makes the worktree bytes
+   * differ from the blob (`filter`, `text`, `eol`, `ident`, `working-tree-encoding`), by
+   * top-relative posix path.
    */
   readonly clean: ReadonlyMap<string, GitEntry>;
 }
 
 /**
  * The git state of every repository a plan's contexts live in, read once per repository
- * (`rev-parse`, two `config` reads, `ls-files -s -v` and `status` over the whole worktree) instead
- * of once per context: a site of hundreds of services in one version repository starts a handful
- * of git processes plus one `check-attr` per context, not six per service (issue 10). A snapshot
+ * (two `config` reads, `ls-files -s -v`, `status` and one `check-attr` over the whole worktree)
+ * instead of once per context: a site of hundreds of services in one version repository starts
+ * five git processes, not six per service (issue 10). A snapshot
  * is what git said when it was first asked: take a new one for each plan.
  */
 export class GitSnapshot {
@@ -369,6 +354,21 @@ async function readRepoState(top: string): Promise<GitRepoState | undefined> {
     const x = record[0];
     if (x === "R" || x === "C") i++; // the original path follows
     if (record[1] !== " ") clean.delete(record.slice(3));
+  }
+  // One check-attr for every clean file of the repository, not one per context.
+  if (clean.size > 0) {
+    const attrs = await git(
+      top,
+      ["check-attr", "-z", "--stdin", "filter", "text", "eol", "ident", "working-tree-encoding"],
+      [...clean.keys()].map((n) => `${n}\0`).join(""),
+    );
+    if (attrs === undefined) clean.clear();
+    const fields = (attrs ?? "").split("\0");
+    for (let i = 0; i + 2 < fields.length; i += 3) {
+      const [file, attr, value] = [fields[i], fields[i + 1], fields[i + 2]];
+      if (value === "unspecified" || (attr === "text" && value === "unset")) continue;
+      clean.delete(file);
+    }
   }
   return {
     root,

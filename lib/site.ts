@@ -552,8 +552,11 @@ async function resolveManifestImages(
       throw new ConfigError(problems.map((p) => ({ file, key: p.where, message: p.message })));
     }
     const foreign = foreignOverlay(uses, resolved, fields);
-    write(foreign);
-    const rendered = findImages(await render(dir), fields);
+    // Nothing to pin or annotate: the overlay is the one just rendered (a render of hundreds of
+    // objects takes seconds), else render it again with the foreign images pinned.
+    const unchanged = foreign.pins.length === 0 && foreign.annotations.length === 0;
+    if (!unchanged) write(foreign);
+    const rendered = findImages(unchanged ? objects : await render(dir), fields);
     const found = imagesNotByDigest(rendered, fields);
     if (found.length > 0) {
       throw new ConfigError([{ file, message: `names ${imagesNotByDigestMessage(found)}` }]);
