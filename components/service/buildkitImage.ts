@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { configureRegistryAuth, loadLib, outputsOf, registryAuth } from "../dynamic";
+import { RegistryImageResource, type DynamicArgs } from "./registryImage";
 
 /** Inputs of {@link BuildkitImage} once resolved. */
 export interface BuildkitImageInputs {
@@ -54,9 +55,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
 };
 
 /** Arguments of {@link BuildkitImage}. */
-export type BuildkitImageArgs = {
-  readonly [K in keyof BuildkitImageInputs]: pulumi.Input<BuildkitImageInputs[K]>;
-};
+export type BuildkitImageArgs = DynamicArgs<BuildkitImageInputs>;
 
 /**
  * An image built by BuildKit's own client and pushed by digest, untagged: the version tag is
@@ -66,18 +65,8 @@ export type BuildkitImageArgs = {
  * The build backend of the local platform, where the docker-build provider plugin cannot be
  * built (./build.ts `buildctlBackend`).
  */
-export class BuildkitImage extends pulumi.dynamic.Resource {
-  declare public readonly digest: pulumi.Output<string>;
-  declare public readonly ref: pulumi.Output<string>;
-
+export class BuildkitImage extends RegistryImageResource<BuildkitImageInputs> {
   constructor(name: string, args: BuildkitImageArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      provider,
-      name,
-      { ...args, digest: undefined, ref: undefined },
-      opts,
-      "service",
-      "BuildkitImage",
-    );
+    super(provider, name, args, opts, "BuildkitImage");
   }
 }

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { configureRegistryAuth, loadLib, outputsOf, registryAuth } from "../dynamic";
+import { RegistryImageResource, type DynamicArgs } from "./registryImage";
 
 /** Inputs of {@link VersionTag} once resolved. */
 export interface VersionTagInputs {
@@ -55,9 +56,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
 };
 
 /** Arguments of {@link VersionTag}; Outputs allowed (the built digest is known after the build). */
-export type VersionTagArgs = {
-  readonly [K in keyof VersionTagInputs]: pulumi.Input<VersionTagInputs[K]>;
-};
+export type VersionTagArgs = DynamicArgs<VersionTagInputs>;
 
 /**
  * The version tag of one built image (`pulumi-nodejs:dynamic/service:VersionTag`): the step
@@ -67,18 +66,8 @@ export type VersionTagArgs = {
  * when the tag already points at another digest (invariant 1). Its `digest` is the digest the
  * version tag points at: the one a release records and a site deploys.
  */
-export class VersionTag extends pulumi.dynamic.Resource {
-  declare public readonly digest: pulumi.Output<string>;
-  declare public readonly ref: pulumi.Output<string>;
-
+export class VersionTag extends RegistryImageResource<VersionTagInputs> {
   constructor(name: string, args: VersionTagArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      provider,
-      name,
-      { ...args, digest: undefined, ref: undefined },
-      opts,
-      "service",
-      "VersionTag",
-    );
+    super(provider, name, args, opts, "VersionTag");
   }
 }
