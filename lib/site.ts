@@ -429,7 +429,7 @@ export async function prepareSite(options: PrepareOptions): Promise<SitePlan> {
   const plan = site.build
     ? await planBuild(options, repo, site, store, base)
     : await planDeploy(repo, site, store, client, base);
-  const resolved = await resolveManifestImages(plan, options);
+  const resolved = await resolveManifestImages(plan, options, client);
   const table = formatForeignImages(resolved.foreignImages, options.previousImages);
   return {
     ...plan,
@@ -486,6 +486,7 @@ const NOT_BUILT_YET = `sha256:${"0".repeat(64)}`;
  * with those pinned too: every image must now be by digest, each at what it resolved to.
  * Rendered with `kubectl kustomize` on the local platform, else with
  * {@link PrepareOptions.renderOverlay}.
+ * @param client the planning step's registry client (the site's credentials, the content cache).
  * @returns the resolved images by reference as written, and the overlay's part for them.
  * @throws {ConfigError} naming the environment's overlay and, per container whose image breaks
  *   a rule or cannot be resolved (no such tag or manifest, access denied, registry unreachable),
@@ -494,6 +495,7 @@ const NOT_BUILT_YET = `sha256:${"0".repeat(64)}`;
 async function resolveManifestImages(
   plan: SitePlan,
   options: PrepareOptions,
+  client: RegistryClient,
 ): Promise<{ foreignImages: Record<string, ForeignImage>; foreign: ForeignOverlay }> {
   const { repo, site } = options.config;
   const images: Record<string, ServiceDigest> = plan.build
@@ -543,7 +545,7 @@ async function resolveManifestImages(
       parsePlatform,
     );
     const { images: resolved, problems } = await resolveForeignImages(uses, {
-      client: options.client ?? new RegistryClient({ cacheDir: registryCacheDir() }),
+      client,
       rules: site.images,
       stackFile: stackFile(plan.site),
       platforms,
