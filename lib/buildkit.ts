@@ -4,14 +4,17 @@
  * This is the build path of the local platform, where the `docker-build` provider plugin
  * cannot be built (see README, "The local platform"). It builds exactly what the
  * docker-build path builds: the same Dockerfile frontend, context, build args, labels,
- * target and platforms. The version tag is put afterwards by the caller through the registry
- * client, which refuses to move an existing version tag (DESIGN.md invariant 1).
+ * target and platforms, plus BuildKit's provenance attestation in `mode=max` (which the
+ * docker-build provider cannot ask for: lib/provenance.ts). The version tag is put afterwards
+ * by the caller through the registry client, which refuses to move an existing version tag
+ * (DESIGN.md invariant 1).
  */
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import type { ProvenanceMode } from "./provenance";
 import { isLoopback } from "./registry";
 import { missingCredentialsMessage, withDockerConfig, type RegistryAuth } from "./registry-auth";
 
@@ -30,6 +33,12 @@ export interface BuildkitBuild {
   readonly target?: string;
   /** @default ["linux/amd64"] */
   readonly platforms?: readonly string[];
+  /**
+   * BuildKit's SLSA provenance attestation (`attest:provenance=mode=…`), stored in the pushed
+   * index next to each manifest (lib/provenance.ts); `off` builds a bare manifest.
+   * @default "max"
+   */
+  readonly provenance?: ProvenanceMode | "off";
   /** Repository pushed to by digest, e.g. `127.0.0.1:5001/example/backend`. */
   readonly repository: string;
   /** Push over plain HTTP (loopback registries). @default true for 127.0.0.0/8 and localhost */
@@ -91,6 +100,8 @@ export function buildctlArgs(build: BuildkitBuild, metadataFile: string): string
   for (const [k, v] of sortedEntries(build.buildArgs)) args.push("--opt", `build-arg:${k}=${v}`);
   for (const [k, v] of sortedEntries(build.namedContexts)) args.push("--opt", `context:${k}=${v}`);
   for (const [k, v] of sortedEntries(build.labels)) args.push("--opt", `label:${k}=${v}`);
+  const provenance = build.provenance ?? "max";
+  if (provenance !== "off") args.push("--opt", `attest:provenance=mode=${provenance}`);
   const output = [`type=image`, `name=${build.repository}`, `push=true`, `push-by-digest=true`];
   if (insecure) output.push("registry.insecure=true");
   args.push("--output", output.join(","), "--metadata-file", metadataFile);

@@ -14,6 +14,10 @@
  * 5. a site output whose version, revision or source commits disagree with the labels of the
  *    image it names, or that names an image the registry lacks.
  *
+ * It also reports, as rule `provenance` (issue 11), every image a release, a ring or a site
+ * names whose manifests lack BuildKit's SLSA provenance attestation in the mode required
+ * (lib/provenance.ts; `max` unless told otherwise).
+ *
  * Two halves: `read*` gather a snapshot (registry requests, kubectl), and `*Violations` are
  * pure functions over it, unit tested without I/O.
  */
@@ -24,6 +28,12 @@ import { keyPath, showValue, type RepositoryConfig } from "./config";
 import { kubectl, type KubectlOptions } from "./kubectl";
 import { LABEL_REVISION, LABEL_VERSION, parseImageLabels } from "./labels";
 import { mapLimit } from "./limit";
+import {
+  provenanceProblem,
+  readProvenance,
+  type ManifestProvenance,
+  type ProvenanceRequirement,
+} from "./provenance";
 import {
   isDigest,
   parseReference,
@@ -42,9 +52,12 @@ import type { Digest, ReleaseRecord, RingName, Version } from "./types";
 /** The DESIGN.md invariants the checker verifies. */
 export type CheckedInvariant = 1 | 2 | 4 | 5;
 
-/** One object that breaks an invariant. */
+/** What a violation breaks: a DESIGN.md invariant, or the provenance rule of issue 11. */
+export type CheckedRule = CheckedInvariant | "provenance";
+
+/** One object that breaks an invariant (or the provenance rule). */
 export interface Violation {
-  readonly invariant: CheckedInvariant;
+  readonly invariant: CheckedRule;
   /**
    * The object that breaks it: a tag (`127.0.0.1:5001/example/backend:0.1.0`), a ring tag,
    * a site output key (`dev-developers: services.backend.version`) or a container
@@ -606,6 +619,72 @@ export async function siteOfStack(stack: Pick<Stack, "name" | "outputs">): Promi
 }
 
 // ---------------------------------------------------------------------------------------------
+// Provenance (issue 11): every image this program built carries BuildKit's attestation
+
+/** What the registry holds of each image's provenance. */
+export interface ProvenanceSnapshot {
+  readonly required: ProvenanceRequirement;
+  /** By `repository@digest`; null: the image is not in the registry (invariants 2 and 5 say so). */
+  readonly images: Readonly<Record<string, readonly ManifestProvenance[] | null>>;
+}
+
+/** One violation per manifest whose provenance falls short of `snapshot.required` (pure). */
+export function provenanceViolations(snapshot: ProvenanceSnapshot): Violation[] {
+  const expected =
+    `BuildKit SLSA provenance attestation, mode=${snapshot.required} or more, ` +
+    "whose subject is the manifest (issue 11, lib/provenance.ts)";
+  return Object.entries(snapshot.images).flatMap(([image, manifests]) =>
+    (manifests ?? []).flatMap((m) => {
+      const found = provenanceProblem(m, snapshot.required);
+      if (found === undefined) return [];
+      const object = m.platform === "unknown" ? image : `${image} (${m.platform})`;
+      return [{ invariant: "provenance" as const, object, expected, found }];
+    }),
+  );
+}
+
+/**
+ * Reads the provenance of each image (`repository@digest`), `required` permitting.
+ * @throws {@link RegistryError} when the registry cannot be read.
+ */
+export async function readProvenanceSnapshot(
+  client: RegistryClient,
+  images: readonly string[],
+  required: ProvenanceRequirement,
+  concurrency = 4,
+): Promise<ProvenanceSnapshot> {
+  if (required === "off") return { required, images: {} };
+  const read = await mapLimit(images, concurrency, async (image) => {
+    try {
+      return await readProvenance(client, image);
+    } catch (e) {
+      if (e instanceof RegistryError && e.status === 404) return null;
+      throw e;
+    }
+  });
+  return { required, images: Object.fromEntries(images.map((i, n) => [i, read[n]])) };
+}
+
+/** Every image a release (itself included), a ring's release or a site output names. */
+function builtImages(snapshot: RegistrySnapshot, sites: readonly SiteSnapshot[]): string[] {
+  const releases = [
+    ...snapshot.releases.map((r) => r.release),
+    ...snapshot.rings.map((r) => r.release),
+  ].filter((r): r is ReleaseRecord => r !== undefined);
+  const images = [
+    ...releases.map((r) => `${snapshot.releaseRepository}@${r.digest}`),
+    ...releases.flatMap((r) => Object.values(r.services).map(imageOf)),
+    ...sites.flatMap((s) =>
+      Object.values(s.outputs.services).flatMap((o) => {
+        const image = refOf(o);
+        return image && isDigest(o.digest) ? [`${image.repository}@${o.digest}`] : [];
+      }),
+    ),
+  ];
+  return [...new Set(images)];
+}
+
+// ---------------------------------------------------------------------------------------------
 // The whole check
 
 /** Options of {@link checkInvariants}. */
@@ -620,6 +699,11 @@ export interface CheckOptions {
   readonly cluster?: ClusterReader;
   /** Reads at once. @default 4 */
   readonly concurrency?: number;
+  /**
+   * The provenance every image must carry (lib/provenance.ts): `max` (the buildctl backend's),
+   * `min` (the most the docker-build backend gives), or `off`. @default "max"
+   */
+  readonly provenance?: ProvenanceRequirement;
 }
 
 /** What {@link checkInvariants} found, and how much it looked at. */
@@ -642,12 +726,15 @@ export interface CheckResult {
     readonly cluster: boolean;
     /** Containers and init containers of the workloads read. */
     readonly containers: number;
+    /** Images whose provenance was read, and the mode required of it. */
+    readonly provenance: { readonly images: number; readonly required: ProvenanceRequirement };
   };
 }
 
 /**
  * Checks DESIGN.md invariants 1 and 2 on the registry, and for every site given, invariant 5
- * on its outputs and (with a cluster) invariant 4 on its namespace's workloads.
+ * on its outputs and (with a cluster) invariant 4 on its namespace's workloads; then the
+ * provenance of every image those name.
  * @returns every violation, in the order: registry, then site by site.
  * @throws when the registry or cluster cannot be read, or a site's outputs are malformed.
  */
@@ -662,9 +749,16 @@ export async function checkInvariants(options: CheckOptions): Promise<CheckResul
     readSite(site, { client, environments, cluster: options.cluster, concurrency }),
   );
   const sites = read.filter((s): s is SiteSnapshot => s !== undefined);
+  const provenance = await readProvenanceSnapshot(
+    client,
+    builtImages(snapshot, sites),
+    options.provenance ?? "max",
+    concurrency,
+  );
   const violations = [
     ...registryViolations(snapshot),
     ...sites.flatMap((s) => [...outputViolations(s), ...workloadViolations(s)]),
+    ...provenanceViolations(provenance),
   ];
   return {
     ok: violations.length === 0,
@@ -677,6 +771,7 @@ export async function checkInvariants(options: CheckOptions): Promise<CheckResul
       sitesWithoutOutputs: given.filter((_, i) => read[i] === undefined).map((s) => s.site),
       cluster: options.cluster !== undefined,
       containers: sites.flatMap((s) => (s.workloads ?? []).flatMap(containersOf)).length,
+      provenance: { images: Object.keys(provenance.images).length, required: provenance.required },
     },
   };
 }

@@ -8,7 +8,9 @@
  *    the base's `org.opencontainers.image.source`, `dependency.*`, source commits and extra
  *    labels. No Dockerfile instruction removes a label, so the published image gets a config
  *    whose labels are the built ones minus those inherited (see {@link ownLabels}); the layers
- *    are untouched and only the config and manifest (and index) are pushed again.
+ *    are untouched and only the config and manifest (and index) are pushed again. BuildKit's
+ *    provenance attestation of a rewritten manifest is pushed again too, its subject naming
+ *    the published manifest (lib/provenance.ts `followMovedSubjects`).
  * 2. The version tag is put on the result with lib/registry.ts `putTag`, which refuses to move
  *    an existing version tag (invariant 1). Builders never push tags themselves, so no
  *    builder can move one either.
@@ -26,11 +28,8 @@ import {
   type ImageIndex,
   type ImageManifest,
 } from "./registry";
+import { followMovedSubjects, isAttestation } from "./provenance";
 import type { Digest } from "./types";
-
-/** The index annotation BuildKit puts on an attestation manifest, naming what it attests. */
-const REFERENCE_TYPE = "vnd.docker.reference.type";
-const REFERENCE_DIGEST = "vnd.docker.reference.digest";
 
 /** What {@link publishImage} publishes. */
 export interface PublishRequest {
@@ -120,7 +119,7 @@ async function baseLabels(client: RegistryClient, ref: string): Promise<Labels> 
   const at = ref.slice(0, ref.lastIndexOf("@"));
   const merged: Record<string, string> = {};
   for (const m of (top.manifest as ImageIndex).manifests) {
-    if (m.annotations?.[REFERENCE_TYPE] === "attestation-manifest") continue;
+    if (isAttestation(m)) continue;
     Object.assign(merged, await configLabels(client, at, m.digest));
   }
   return merged;
@@ -148,7 +147,7 @@ async function rewrite(
   const index = top.manifest as ImageIndex;
   const moved = new Map<Digest, Descriptor>();
   for (const m of index.manifests) {
-    if (m.annotations?.[REFERENCE_TYPE] === "attestation-manifest") continue;
+    if (isAttestation(m)) continue;
     const child = await client.getManifest({ ...r, digest: m.digest });
     const d = await rewriteManifest(
       client,
@@ -161,16 +160,15 @@ async function rewrite(
     if (d.digest !== m.digest) moved.set(m.digest, d);
   }
   if (moved.size === 0) return { mediaType: top.mediaType, digest: top.digest, size: top.size };
-  const manifests = index.manifests.map((m): Descriptor => {
-    const to = moved.get(m.digest);
-    if (to) return { ...m, digest: to.digest, size: to.size };
-    // An attestation names the manifest it attests; it follows that manifest's new digest.
-    const subject = m.annotations?.[REFERENCE_DIGEST];
-    const target = subject !== undefined ? moved.get(subject) : undefined;
-    return target
-      ? { ...m, annotations: { ...m.annotations, [REFERENCE_DIGEST]: target.digest } }
-      : m;
-  });
+  // An attestation names the manifest it attests, in the index and in its statements' subject;
+  // both follow that manifest's new digest (lib/provenance.ts).
+  const manifests = await Promise.all(
+    index.manifests.map(async (m): Promise<Descriptor> => {
+      const to = moved.get(m.digest);
+      if (to) return { ...m, digest: to.digest, size: to.size };
+      return isAttestation(m) ? followMovedSubjects(client, repository, m, moved) : m;
+    }),
+  );
   const bytes = Buffer.from(JSON.stringify({ ...index, manifests }));
   return client.pushManifest(repository, bytes, top.mediaType);
 }

@@ -9,8 +9,10 @@
  *                                        site of <ring> verified it (--force: anyway, recorded)
  *   npm run rings -- shift               the whole train one step (the last ring's release to post)
  *   npm run rings -- unshift             the whole train one step back
- *   npm run rings -- check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json]
- *                                        every violation of invariants 1, 2, 4 and 5; exit 1 if any
+ *   npm run rings -- check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>]
+ *                          [--provenance max|min|off] [--json]
+ *                                        every violation of invariants 1, 2, 4 and 5, and every image
+ *                                        without provenance (default: mode=max); exit 1 if any
  *   npm run rings -- diff <from> <to> [--markdown|--json] [--base <ref>]
  *                                        release notes between two sides: a ring, a release version,
  *                                        or plan:<site> (what the site's next `pulumi up` releases)
@@ -29,6 +31,7 @@
  */
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
+import type { ProvenanceRequirement } from "../lib/provenance";
 import {
   checkInvariants,
   formatTable,
@@ -70,7 +73,8 @@ import {
 
 const USAGE =
   "usage: rings status | promote <ring> [to-ring] [--force [--reason <text>]] | shift | unshift | " +
-  "check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] [--json] | " +
+  "check [--stack <site>]... [--outputs <file.json>]... [--kubeconfig <path>] " +
+  "[--provenance max|min|off] [--json] | " +
   "diff <from> <to> [--markdown|--json] [--base <ref>] | bootstrap <site> [--kubeconfig <path>]" +
   " (all take --registry host[:port]; promote, shift and unshift take --markdown|--json)";
 
@@ -107,7 +111,8 @@ export function formatCheck(result: CheckResult): string {
     result.ok ? "all invariants hold" : formatViolations(result.violations),
     "",
     `checked: ${c.releases} releases, ${c.rings} ring pointers, ${c.versionTags} version tags; ` +
-      `sites: ${sites}; cluster: ${c.cluster ? `${c.containers} containers` : "not read"}`,
+      `sites: ${sites}; cluster: ${c.cluster ? `${c.containers} containers` : "not read"}; ` +
+      `provenance (${c.provenance.required}): ${c.provenance.images} images`,
   ];
   if (c.sitesWithoutOutputs.length > 0) {
     lines.push(`sites without outputs (never deployed): ${c.sitesWithoutOutputs.join(", ")}`);
@@ -154,17 +159,27 @@ interface CheckFlags {
   readonly stack?: string[];
   readonly outputs?: string[];
   readonly kubeconfig?: string;
+  readonly provenance?: string;
   readonly json?: boolean;
 }
+
+const PROVENANCE_REQUIREMENTS: readonly ProvenanceRequirement[] = ["max", "min", "off"];
 
 /** `rings check`: prints the violations and returns the exit code (0: all hold, 1: not). */
 async function check(repo: RepositoryConfig, registry: string, flags: CheckFlags) {
   const sites = [...fileSites(flags.outputs ?? []), ...(await stackSites(flags.stack ?? []))];
   const kubeconfig = flags.kubeconfig ?? process.env.KUBECONFIG;
+  const provenance = (flags.provenance ?? "max") as ProvenanceRequirement;
+  if (!PROVENANCE_REQUIREMENTS.includes(provenance)) {
+    throw new Error(
+      `--provenance ${JSON.stringify(flags.provenance)}: expected one of ${PROVENANCE_REQUIREMENTS.join(", ")}`,
+    );
+  }
   const result = await checkInvariants({
     repository: { ...repo, registry },
     sites,
     cluster: kubeconfig ? kubectlCluster({ kubeconfig }) : undefined,
+    provenance,
   });
   console.log(flags.json ? JSON.stringify(result, null, 2) : formatCheck(result));
   return result.ok ? 0 : 1;
@@ -235,6 +250,7 @@ async function main(argv: string[]): Promise<number> {
       stack: { type: "string", multiple: true },
       outputs: { type: "string", multiple: true },
       kubeconfig: { type: "string" },
+      provenance: { type: "string" },
       json: { type: "boolean" },
       markdown: { type: "boolean" },
       base: { type: "string" },

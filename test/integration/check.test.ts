@@ -2,7 +2,9 @@
  * The invariant checker (lib/check.ts, `npm run rings -- check`) against a real Distribution
  * 2.8 and, for invariant 4, the local platform's API server (KUBECONFIG). Each scenario gets
  * a registry prefix of its own (`<host>/<scenario>/example/...`), so they break nothing of
- * each other's; the command runs as a user runs it, from a version repository directory.
+ * each other's; the command runs as a user runs it, from a version repository directory. The
+ * images are pushed by the test, not built, so they carry no provenance: the provenance rule is
+ * off except where a test is about it.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -58,11 +60,16 @@ function versionRepo(registry: string): string {
 async function ringsCheck(dir: string, args: readonly string[], extra: NodeJS.ProcessEnv = {}) {
   const env = { ...process.env, ...extra };
   delete env.KUBECONFIG;
+  const provenance = args.includes("--provenance") ? [] : ["--provenance", "off"];
   try {
-    const { stdout } = await run("npm", ["run", "--silent", "rings", "--", "check", ...args], {
-      cwd: dir,
-      env,
-    });
+    const { stdout } = await run(
+      "npm",
+      ["run", "--silent", "rings", "--", "check", ...args, ...provenance],
+      {
+        cwd: dir,
+        env,
+      },
+    );
     return { code: 0, stdout };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
@@ -105,6 +112,7 @@ describe("rings check against Distribution 2.8", function () {
     checkInvariants({
       repository: { registry: reg, project: "example", rings: RINGS, environments: ENVIRONMENTS },
       client,
+      provenance: "off",
       ...extra,
     });
 
@@ -152,6 +160,27 @@ describe("rings check against Distribution 2.8", function () {
       cli.stdout,
       /checked: 1 releases, 1 ring pointers, 2 version tags; sites: .*dev-developers\.json/,
     );
+  });
+
+  it("GIVEN a release whose images carry no provenance WHEN checked as the command does by default THEN each image is reported under rule provenance and it exits 1; --provenance off exits 0", async () => {
+    const s = await seed("provenance");
+    const cli = await ringsCheck(s.dir, ["--json", "--provenance", "max"]);
+    assert.equal(cli.code, 1, cli.stdout + cli.stderr);
+    const rows = violationsOf(cli.stdout).map((v) => [v.invariant, v.object, v.found]);
+    assert.deepEqual(
+      rows.sort(),
+      [
+        `${s.reg}/example/backend@${s.backend.digest}`,
+        `${s.reg}/example/base@${s.base.digest}`,
+        `${s.reg}/example/release@${s.release.digest}`,
+      ].map((image) => ["provenance", image, "no attestation manifest"]),
+    );
+    const table = await ringsCheck(s.dir, []);
+    assert.equal(table.code, 0, table.stdout + table.stderr);
+    assert.match(table.stdout, /provenance \(off\): 0 images/);
+    const wrong = await ringsCheck(s.dir, ["--provenance", "some"]);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr ?? "", /--provenance "some": expected one of max, min, off/);
   });
 
   it("GIVEN a version tag moved by hand to another image WHEN checked THEN invariant 1 names the tag and both digests, and the command exits 1", async () => {
@@ -303,7 +332,7 @@ describe("rings check against Distribution 2.8", function () {
           Object.entries(values).map(([k, value]) => [k, { value, secret: false }]),
         ),
     });
-    const args = { dir: s.dir, registry: s.reg, project: "example" };
+    const args = { dir: s.dir, registry: s.reg, project: "example", provenance: "off" as const };
     const kubeconfig = process.env.KUBECONFIG;
     delete process.env.KUBECONFIG;
     try {

@@ -3,7 +3,8 @@
  * service inherits its labels (BuildKit copies the base's `config.Labels`), and publishing
  * leaves the image its own labels only, puts the immutable version tag, and is a no-op on a
  * retry. Built for two platforms, so the index path is exercised too (the Dockerfiles have no
- * RUN, so no emulation is needed).
+ * RUN, so no emulation is needed), with BuildKit's provenance attestations (mode=max), which
+ * must keep naming the manifests they attest.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -11,7 +12,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { buildWithBuildkit } from "../../lib/buildkit";
 import { publishImage } from "../../lib/publish";
-import { RegistryClient, TagImmutableError, type ImageIndex } from "../../lib/registry";
+import { isAttestation, readProvenance, REFERENCE_DIGEST } from "../../lib/provenance";
+import {
+  RegistryClient,
+  TagImmutableError,
+  type ImageIndex,
+  type ImageManifest,
+} from "../../lib/registry";
 import { useRegistry } from "./helpers/registry";
 
 describe("publishImage against BuildKit and a registry", function () {
@@ -125,6 +132,7 @@ describe("publishImage against BuildKit and a registry", function () {
     const after = (await client.getManifest(published.ref)).manifest as ImageIndex;
     assert.equal(after.manifests.length, before.manifests.length);
     for (let i = 0; i < before.manifests.length; i++) {
+      if (isAttestation(before.manifests[i])) continue;
       const [b, a] = await Promise.all(
         [before, after].map(
           async (idx) =>
@@ -133,6 +141,52 @@ describe("publishImage against BuildKit and a registry", function () {
       );
       assert.deepEqual((a as { layers: unknown }).layers, (b as { layers: unknown }).layers);
     }
+  });
+
+  it("WHEN it is published THEN each platform's provenance attestation (mode=max) names the published manifest, in the index and in its statement, with BuildKit's predicate unchanged", async () => {
+    const ref = `${child.repository}:0.1.0`;
+    const digest = await client.resolveDigest(ref);
+    const published = await readProvenance(client, `${child.repository}@${digest}`);
+    const built = await readProvenance(client, `${child.repository}@${child.digest}`);
+    assert.deepEqual(
+      published.map((p) => [p.platform, p.mode, p.subjectMatches]),
+      [
+        ["linux/amd64", "max", true],
+        ["linux/arm64", "max", true],
+      ],
+    );
+    assert.deepEqual(
+      built.map((p) => [p.mode, p.subjectMatches]),
+      [
+        ["max", true],
+        ["max", true],
+      ],
+    );
+    for (let i = 0; i < published.length; i++) {
+      assert.notEqual(published[i].manifest, built[i].manifest, "the manifest was rewritten");
+      const statements = await Promise.all(
+        [built[i], published[i]].map(async (p) => {
+          const m = (await client.getManifest(`${child.repository}@${p.attestation}`))
+            .manifest as ImageManifest;
+          return JSON.parse(
+            (await client.getBlob(child.repository, m.layers[0].digest)).toString(),
+          );
+        }),
+      );
+      assert.deepEqual(statements[1].predicate, statements[0].predicate);
+      assert.deepEqual(statements[1].subject[0].digest, {
+        sha256: published[i].manifest.slice("sha256:".length),
+      });
+    }
+    const index = (await client.getManifest(`${child.repository}@${digest}`))
+      .manifest as ImageIndex;
+    const annotated = index.manifests
+      .filter(isAttestation)
+      .map((a) => a.annotations?.[REFERENCE_DIGEST]);
+    assert.deepEqual(
+      annotated,
+      published.map((p) => p.manifest),
+    );
   });
 
   it("WHEN the same build is published again (a retry) THEN it is the same digest and nothing moves", async () => {

@@ -16,7 +16,7 @@ const minimal: BuildkitBuild = {
 };
 
 describe("buildctlArgs", () => {
-  it("GIVEN only the required fields WHEN the args are made THEN they build linux/amd64 and push by digest over HTTPS", () => {
+  it("GIVEN only the required fields WHEN the args are made THEN they build linux/amd64 with provenance mode=max and push by digest over HTTPS", () => {
     assert.deepEqual(buildctlArgs(minimal, "/tmp/m.json"), [
       "--addr",
       "tcp://127.0.0.1:1234",
@@ -33,6 +33,8 @@ describe("buildctlArgs", () => {
       "filename=Dockerfile",
       "--opt",
       "platform=linux/amd64",
+      "--opt",
+      "attest:provenance=mode=max",
       "--output",
       "type=image,name=registry.example.com/example/backend,push=true,push-by-digest=true",
       "--metadata-file",
@@ -91,6 +93,8 @@ describe("buildctlArgs", () => {
       "label:a+b=plus",
       "--opt",
       "label:org.opencontainers.image.version=0.4.0",
+      "--opt",
+      "attest:provenance=mode=max",
       "--output",
       "type=image,name=127.0.0.1:5001/example/backend,push=true,push-by-digest=true,registry.insecure=true",
       "--metadata-file",
@@ -115,6 +119,13 @@ describe("buildctlArgs", () => {
       args[args.indexOf("--output") + 1],
       "type=image,name=registry.example.com/example/backend,push=true,push-by-digest=true,registry.insecure=true",
     );
+  });
+
+  it("GIVEN provenance min or off WHEN the args are made THEN the attestation is asked for in that mode, or not at all", () => {
+    const attest = (provenance: BuildkitBuild["provenance"]) =>
+      buildctlArgs({ ...minimal, provenance }, "/m").filter((a) => a.startsWith("attest:"));
+    assert.deepEqual(attest("min"), ["attest:provenance=mode=min"]);
+    assert.deepEqual(attest("off"), []);
   });
 
   it("GIVEN an empty target WHEN the args are made THEN no target option is passed", () => {

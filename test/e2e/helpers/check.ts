@@ -14,6 +14,7 @@ import {
   type CheckResult,
 } from "../../../lib/check";
 import { loadRepositoryConfig } from "../../../lib/config";
+import type { ProvenanceRequirement } from "../../../lib/provenance";
 import { REPOSITORY_FILE } from "../../../lib/site";
 
 /** What {@link assertInvariantsHold} checks. */
@@ -26,11 +27,16 @@ export interface InvariantsArgs {
   readonly project: string;
   /** The sites whose outputs and workloads are checked; a stack without outputs is skipped. */
   readonly stacks: readonly Pick<Stack, "name" | "outputs">[];
+  /**
+   * The provenance every image must carry; images pushed by a test rather than built need
+   * `off`. @default "max" (what the buildctl backend attests)
+   */
+  readonly provenance?: ProvenanceRequirement;
 }
 
 /**
  * Checks invariants 1, 2, 4 and 5 on the copy's registry project, its stacks' outputs and,
- * when $KUBECONFIG is set, their namespaces' workloads.
+ * when $KUBECONFIG is set, their namespaces' workloads; and the provenance of every image.
  * @returns the check's result when every invariant holds.
  * @throws AssertionError whose message is the violations' table otherwise.
  */
@@ -41,6 +47,7 @@ export async function assertInvariantsHold(args: InvariantsArgs): Promise<CheckR
     repository: { ...repo, registry: args.registry, project: args.project },
     sites: await Promise.all(args.stacks.map(siteOfStack)),
     cluster: kubeconfig ? kubectlCluster({ kubeconfig }) : undefined,
+    provenance: args.provenance,
   });
   if (!result.ok) {
     assert.fail(`invariants broken:\n${formatViolations(result.violations)}`);
