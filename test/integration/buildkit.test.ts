@@ -28,10 +28,13 @@ import {
   referencePins,
   type ServiceImages,
 } from "../../lib/dockerfile";
+import { isAttestation } from "../../lib/provenance";
 import {
   RegistryClient,
   TagImmutableError,
+  isIndexMediaType,
   sha256Digest,
+  type ImageIndex,
   type ImageManifest,
 } from "../../lib/registry";
 import { computeRevisionInput } from "../../lib/revision";
@@ -105,8 +108,19 @@ describe("buildWithBuildkit against BuildKit and a registry", function () {
     return dir;
   }
 
+  /**
+   * The image manifest of a single-platform build: BuildKit pushes an index of it and its
+   * provenance attestation (lib/provenance.ts), so the runnable manifest is read through it.
+   */
   async function manifestOf(ref: string): Promise<ImageManifest> {
-    return (await client.getManifest(ref)).manifest as ImageManifest;
+    const top = await client.getManifest(ref);
+    if (!isIndexMediaType(top.mediaType)) return top.manifest as ImageManifest;
+    const [image, ...others] = (top.manifest as ImageIndex).manifests.filter(
+      (m) => !isAttestation(m),
+    );
+    assert.equal(others.length, 0, `${ref}: one platform expected`);
+    return (await client.getManifest(`${ref.split("@")[0]}@${image.digest}`))
+      .manifest as ImageManifest;
   }
 
   before(function () {
@@ -344,7 +358,7 @@ describe("buildWithBuildkit against BuildKit and a registry", function () {
   /** Every entry of the image's layers, later layers over earlier ones. */
   async function imageEntries(built: BuildkitResult): Promise<Record<string, TarEntry>> {
     const repository = built.ref.split("@")[0];
-    const manifest = (await client.getManifest(built.ref)).manifest as ImageManifest;
+    const manifest = await manifestOf(built.ref);
     const entries: Record<string, TarEntry> = {};
     for (const layer of manifest.layers) {
       Object.assign(
