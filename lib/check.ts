@@ -14,8 +14,8 @@
  * 5. a site output whose version, revision or source commits disagree with the labels of the
  *    image it names, or that names an image the registry lacks.
  *
- * It also reports, as rule `provenance` (issue 11), every image a release, a ring or a site
- * names whose manifests lack BuildKit's SLSA provenance attestation in the mode required
+ * It also reports, as rule `provenance` (issue 11), every service image a release, a ring or a
+ * site names whose manifests lack BuildKit's SLSA provenance attestation in the mode required
  * (lib/provenance.ts; `max` unless told otherwise).
  *
  * Two halves: `read*` gather a snapshot (registry requests, kubectl), and `*Violations` are
@@ -665,14 +665,18 @@ export async function readProvenanceSnapshot(
   return { required, images: Object.fromEntries(images.map((i, n) => [i, read[n]])) };
 }
 
-/** Every image a release (itself included), a ring's release or a site output names. */
+/**
+ * Every service image a release, a ring's release or a site output names. Not the release
+ * images themselves: a release is `FROM scratch` with labels only, and BuildKit attaches no
+ * attestation to a build without a filesystem (checked with the platform's BuildKit), so
+ * the services' attestations are the provenance a release has.
+ */
 function builtImages(snapshot: RegistrySnapshot, sites: readonly SiteSnapshot[]): string[] {
   const releases = [
     ...snapshot.releases.map((r) => r.release),
     ...snapshot.rings.map((r) => r.release),
   ].filter((r): r is ReleaseRecord => r !== undefined);
   const images = [
-    ...releases.map((r) => `${snapshot.releaseRepository}@${r.digest}`),
     ...releases.flatMap((r) => Object.values(r.services).map(imageOf)),
     ...sites.flatMap((s) =>
       Object.values(s.outputs.services).flatMap((o) => {

@@ -172,7 +172,6 @@ describe("rings check against Distribution 2.8", function () {
       [
         `${s.reg}/example/backend@${s.backend.digest}`,
         `${s.reg}/example/base@${s.base.digest}`,
-        `${s.reg}/example/release@${s.release.digest}`,
       ].map((image) => ["provenance", image, "no attestation manifest"]),
     );
     const table = await ringsCheck(s.dir, []);
