@@ -171,6 +171,16 @@ export function generate(size: number, registry: string, id: string): BenchRepo 
   };
 }
 
+/** The stack's checkpoint in the DIY backend: its resources and its size. */
+function checkpointOf(repo: BenchRepo): { resources: number; mib: number } {
+  const file = path.join(repo.env.PULUMI_BACKEND_URL.slice("file://".length), ".pulumi", "stacks");
+  const [project] = fs.readdirSync(file);
+  const json = path.join(file, project, `${STACK}.json`);
+  const checkpoint = JSON.parse(fs.readFileSync(json, "utf8"));
+  const resources = (checkpoint.checkpoint?.latest?.resources ?? []).length as number;
+  return { resources, mib: fs.statSync(json).size / 1024 / 1024 };
+}
+
 /** Registry access-log lines for `project` appended while `fn` ran. */
 async function counted<T>(
   project: string,
@@ -389,6 +399,16 @@ async function benchSize(
       ok: builds === size + 3,
     });
     rows.push({ size, figure: "first up: registry requests", value: first.requests, unit: "" });
+    // The DIY backend rewrites the whole checkpoint after every step (pulumi/pulumi#10960), so
+    // the bytes an update writes grow with resources x checkpoint size.
+    const checkpoint = checkpointOf(repo);
+    rows.push({
+      size,
+      figure: "first up: resources in state",
+      value: checkpoint.resources,
+      unit: "",
+    });
+    rows.push({ size, figure: "first up: checkpoint size", value: checkpoint.mib, unit: "MiB" });
 
     log("no-op preview");
     const preview = await peakRss(() =>
