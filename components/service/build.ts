@@ -2,8 +2,10 @@
  * Building an image, behind one interface with one implementation per backend (STYLE.md rule
  * 11): `@pulumi/docker-build` for users with Docker, BuildKit's own client (`buildctl`) on the
  * local platform. Every backend builds and pushes by digest only, never a tag; the rules that
- * must hold on both (own labels only, the immutable version tag) live above the interface, in
- * {@link VersionTag} (lib/publish.ts), which every build goes through.
+ * must hold on both (own labels only, the immutable version tag) are written once, in
+ * lib/publish.ts, which every build goes through: after a docker-build image as the
+ * {@link VersionTag} step, and inside the BuildkitImage step on the buildctl path (one
+ * resource per image instead of two, issue 10).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as dockerbuild from "@pulumi/docker-build";
@@ -76,9 +78,17 @@ export interface BuiltImage {
   readonly resource: dockerbuild.Image | BuildkitImage;
   /** The digest the backend pushed (untagged). */
   readonly digest: pulumi.Output<string>;
+  /**
+   * The digest the version tag points at, when the backend's resource also published the image
+   * through lib/publish.ts; undefined: {@link buildAndPublish} declares a {@link VersionTag}.
+   */
+  readonly published?: pulumi.Output<string>;
 }
 
-/** One image builder backend: builds `req` and pushes it by digest, without any tag. */
+/**
+ * One image builder backend: builds `req` and pushes it by digest. It puts no tag itself, other
+ * than through lib/publish.ts (which refuses to move a version tag).
+ */
 export interface ImageBuilderBackend {
   build(name: string, req: ImageBuildRequest, opts: pulumi.CustomResourceOptions): BuiltImage;
 }
@@ -127,7 +137,10 @@ export const dockerBuildBackend: ImageBuilderBackend = {
   },
 };
 
-/** The buildctl backend (local platform): BuildKit's own client, pushing by digest. */
+/**
+ * The buildctl backend (local platform): BuildKit's own client, pushing by digest, then
+ * publishing in the same step (./buildkitImage.ts).
+ */
 export function buildctlBackend(addr: string): ImageBuilderBackend {
   return {
     build(name, req, opts) {
@@ -142,9 +155,11 @@ export function buildctlBackend(addr: string): ImageBuilderBackend {
         platforms: [...(req.platforms ?? ["linux/amd64"])],
         repository: req.repository,
         revision: req.revision,
+        tag: req.tag,
+        ...(req.base !== undefined ? { base: req.base } : {}),
       };
       const image = new BuildkitImage(name, args, keepOptions(req, args, opts));
-      return { resource: image, digest: image.digest };
+      return { resource: image, digest: image.built, published: image.digest };
     },
   };
 }
@@ -160,18 +175,19 @@ export function builderBackend(
 export interface PublishedImage {
   /** The build, pushed by digest. */
   readonly build: BuiltImage;
-  /** The version tag on the published image. */
-  readonly tag: VersionTag;
+  /** The version tag step, when the backend does not publish itself (docker-build). */
+  readonly tag?: VersionTag;
   /** The digest the version tag points at. */
   readonly digest: pulumi.Output<string>;
 }
 
 /**
- * Declares one build with the chosen backend, then its {@link VersionTag}, children of
- * `req.parent`. Shared by the service images and the release.
+ * Declares one build with the chosen backend, then, unless the backend published it, its
+ * {@link VersionTag}; children of `req.parent`. Shared by the service images and the release.
  */
 export function buildAndPublish(name: string, req: ImageBuildRequest): PublishedImage {
   const build = builderBackend(req.builder).build(name, req, { parent: req.parent });
+  if (build.published) return { build, digest: build.published };
   const args = {
     repository: req.repository,
     tag: req.tag,

@@ -20,34 +20,72 @@ export interface BuildkitImageInputs {
   readonly repository: string;
   /** The revision the image is built from; a new revision is a new build. */
   readonly revision: string;
+  /** The version tag the build is published under (lib/publish.ts). */
+  readonly tag: string;
+  /** The service image the built stage is FROM, by digest: its labels are not inherited. */
+  readonly base?: string;
 }
 
-type Outs = BuildkitImageInputs & { readonly digest: string; readonly ref: string };
+type Outs = BuildkitImageInputs & {
+  /** The digest BuildKit pushed (untagged, before publishing). */
+  readonly built: string;
+  /** The digest the version tag points at. */
+  readonly digest: string;
+  readonly ref: string;
+};
 
-async function build(inputs: BuildkitImageInputs): Promise<Outs> {
+/** Outputs that are not inputs: a change in them is no reason to build again. */
+const RESULTS = new Set(["built", "digest", "ref"]);
+
+/**
+ * Builds, then publishes: the step VersionTag takes after the docker-build backend, taken here
+ * in the same provider call (lib/publish.ts, written once), so that a site of N services has N
+ * resources for its images rather than 2N (issue 10: each resource is an engine step and a
+ * checkpoint write).
+ */
+async function buildAndPublish(inputs: BuildkitImageInputs): Promise<Outs> {
   const buildkit = loadLib<typeof import("../../lib/buildkit")>("buildkit");
+  const { publishImage } = loadLib<typeof import("../../lib/publish")>("publish");
+  const auth = registryAuth();
   const built = await buildkit.buildWithBuildkit({
     ...inputs,
-    credentials: registryAuth().providerCredentials(),
+    credentials: auth.providerCredentials(),
   });
-  return outputsOf({ ...inputs, digest: built.digest, ref: built.ref });
+  const published = await publishImage(
+    {
+      repository: inputs.repository,
+      digest: built.digest,
+      tag: inputs.tag,
+      labels: inputs.labels,
+      ...(inputs.base ? { base: inputs.base } : {}),
+    },
+    auth.providerClient(),
+  );
+  return outputsOf({
+    ...inputs,
+    built: built.digest,
+    digest: published.digest,
+    ref: published.ref,
+  });
 }
 
 const provider: pulumi.dynamic.ResourceProvider = {
   configure: configureRegistryAuth,
   async create(inputs: BuildkitImageInputs) {
-    const outs = await build(inputs);
+    const outs = await buildAndPublish(inputs);
     return { id: outs.ref, outs };
   },
   async diff(_id: string, olds: Outs, news: BuildkitImageInputs) {
     const before = olds as unknown as Record<string, unknown>;
     const after = news as unknown as Record<string, unknown>;
-    const keys = Object.keys({ ...before, ...after }).filter((k) => k !== "digest" && k !== "ref");
+    const keys = Object.keys({ ...before, ...after }).filter((k) => !RESULTS.has(k));
     const changed = keys.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
     return { changes: changed.length > 0 };
   },
   async update(_id: string, _olds: Outs, news: BuildkitImageInputs) {
-    return { outs: await build(news) };
+    // Publishing under a version tag that points at another digest fails: lib/registry.ts
+    // putTag refuses to move a version tag (invariant 1).
+    return { outs: await buildAndPublish(news) };
   },
   async delete() {
     // Pushed versions are never deleted by an update (DESIGN.md: nothing in the registry is lost).
@@ -58,15 +96,19 @@ const provider: pulumi.dynamic.ResourceProvider = {
 export type BuildkitImageArgs = DynamicArgs<BuildkitImageInputs>;
 
 /**
- * An image built by BuildKit's own client and pushed by digest, untagged: the version tag is
- * put by VersionTag (./versionTag.ts), the same step as on the docker-build path. Type token
+ * An image built by BuildKit's own client, pushed by digest and then published under its
+ * version tag by lib/publish.ts, the step VersionTag (./versionTag.ts) takes on the
+ * docker-build path: own labels only (invariant 7), an immutable version tag (invariant 1).
+ * `digest` and `ref` are the published image's, `built` the digest BuildKit pushed. Type token
  * `pulumi-nodejs:dynamic/service:BuildkitImage` (dynamic resources carry the SDK's prefix).
  *
  * The build backend of the local platform, where the docker-build provider plugin cannot be
  * built (./build.ts `buildctlBackend`).
  */
 export class BuildkitImage extends RegistryImageResource<BuildkitImageInputs> {
+  declare public readonly built: pulumi.Output<string>;
+
   constructor(name: string, args: BuildkitImageArgs, opts?: pulumi.CustomResourceOptions) {
-    super(provider, name, args, opts, "BuildkitImage");
+    super(provider, name, args, opts, "BuildkitImage", ["built"]);
   }
 }

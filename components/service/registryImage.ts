@@ -5,8 +5,9 @@ export type DynamicArgs<T> = { readonly [K in keyof T]: pulumi.Input<T[K]> };
 
 /**
  * A dynamic resource whose outputs are one image in a registry: its `digest` (`sha256:…`) and
- * `ref` (`<repository>@<digest>`). The builders (BuildkitImage) and the tag step (VersionTag)
- * share it, so both paths expose the image the same way.
+ * `ref` (`<repository>@<digest>`) once published. BuildkitImage (which builds and publishes)
+ * and VersionTag (which publishes what docker-build built) share it, so both paths expose the
+ * published image the same way.
  */
 export class RegistryImageResource<T extends object> extends pulumi.dynamic.Resource {
   declare public readonly digest: pulumi.Output<string>;
@@ -18,7 +19,10 @@ export class RegistryImageResource<T extends object> extends pulumi.dynamic.Reso
     args: DynamicArgs<T>,
     opts: pulumi.CustomResourceOptions | undefined,
     type: string,
+    /** Further outputs that are not inputs, besides `digest` and `ref`. @default [] */
+    outputs: readonly string[] = [],
   ) {
-    super(provider, name, { ...args, digest: undefined, ref: undefined }, opts, "service", type);
+    const unknown = Object.fromEntries(["digest", "ref", ...outputs].map((k) => [k, undefined]));
+    super(provider, name, { ...args, ...unknown }, opts, "service", type);
   }
 }

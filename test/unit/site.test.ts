@@ -7,7 +7,8 @@ import type { SitePlan, ServiceStep } from "../../lib/site";
 
 // Pulumi mocks (STYLE.md rule 9): record every resource, give docker-build Images, the dynamic
 // BuildkitImage and VersionTag a digest as their provider would (a VersionTag's differs from the
-// built one, as when inherited labels are dropped), and refuse calls we did not expect.
+// built one, as when inherited labels are dropped; so does a BuildkitImage's published `digest`
+// from its `built`), and refuse calls we did not expect.
 interface Recorded {
   type: string;
   name: string;
@@ -29,6 +30,9 @@ pulumi.runtime.setMocks(
         args.type.endsWith("dynamic/service:VersionTag")
       ) {
         state.digest = digestOf(args.name);
+      }
+      if (args.type.endsWith("dynamic/service:BuildkitImage")) {
+        state.built = digestOf(`${args.name}-built`);
       }
       return { id: `${args.name}-id`, state };
     },
@@ -287,7 +291,7 @@ describe("Site (Pulumi mocks)", () => {
     assert.equal(services.backend.ref, `127.0.0.1:5001/example/backend@${sha("b")}`);
   });
 
-  it("GIVEN the buildctl builder WHEN constructed THEN images are BuildkitImage resources with the same labels and FROM by digest", async () => {
+  it("GIVEN the buildctl builder WHEN constructed THEN each image is one BuildkitImage that builds and publishes under its version tag, FROM its dependency's published digest, and no VersionTag is declared", async () => {
     const site = new Site("dev-developers", {
       plan: plan({ builder: { kind: "buildctl", addr: "tcp://127.0.0.1:1234" } }, tmp),
       overlayDir: path.join(tmp, "out"),
@@ -299,14 +303,21 @@ describe("Site (Pulumi mocks)", () => {
       images.map((r) => r.name),
       ["dev-developers-base", "dev-developers-backend", "dev-developers-release"],
     );
-    assert.equal(images[1].inputs.tag, undefined);
-    assert.deepEqual(images[1].inputs.buildArgs, {
-      BASE: `127.0.0.1:5001/example/base@${digestOf("dev-developers-base-tag")}`,
-    });
-    const tags = recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/service:VersionTag");
     assert.deepEqual(
-      tags.map((r) => r.inputs.tag),
+      images.map((r) => r.inputs.tag),
       ["0.1.0", "0.1.0", "0.1.0"],
+    );
+    // FROM the base as published (own labels), not as BuildKit pushed it.
+    assert.deepEqual(images[1].inputs.buildArgs, {
+      BASE: `127.0.0.1:5001/example/base@${digestOf("dev-developers-base")}`,
+    });
+    assert.equal(
+      images[1].inputs.base,
+      `127.0.0.1:5001/example/base@${digestOf("dev-developers-base")}`,
+    );
+    assert.equal(
+      recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/service:VersionTag").length,
+      0,
     );
     assert.equal(recorded.filter((r) => r.type === "docker-build:index:Image").length, 0);
   });
@@ -368,7 +379,7 @@ describe("Site (Pulumi mocks)", () => {
     }
   });
 
-  it("GIVEN a keep step WHEN constructed THEN its build and version tag are declared with every input ignored, so a new checkout or new labels change nothing", async () => {
+  it("GIVEN a keep step WHEN constructed THEN its build (which publishes) is declared with every input ignored, so a new checkout or new labels change nothing", async () => {
     const options: Record<string, pulumi.CustomResourceOptions> = {};
     const site = new Site(
       "dev-developers",
@@ -396,17 +407,13 @@ describe("Site (Pulumi mocks)", () => {
     );
     await registered(site);
     const BUILD = "pulumi-nodejs:dynamic/service:BuildkitImage";
-    const TAG = "pulumi-nodejs:dynamic/service:VersionTag";
     const ignored = (type: string, name: string) =>
       [...(options[`${type} ${name}`]?.ignoreChanges ?? [])].sort();
     const inputs = (type: string, name: string) =>
       Object.keys(recorded.find((r) => r.type === type && r.name === name)?.inputs ?? {}).filter(
-        (k) => !["digest", "ref", "__provider"].includes(k),
+        (k) => !["digest", "ref", "built", "__provider"].includes(k),
       );
-    for (const [type, name] of [
-      [BUILD, "dev-developers-base"],
-      [TAG, "dev-developers-base-tag"],
-    ]) {
+    for (const [type, name] of [[BUILD, "dev-developers-base"]]) {
       assert.ok(inputs(type, name).length > 0, `${name} is declared`);
       for (const key of inputs(type, name)) {
         assert.ok(ignored(type, name).includes(key), `${name}: ${key} is ignored`);
@@ -414,7 +421,6 @@ describe("Site (Pulumi mocks)", () => {
     }
     // A build step ignores nothing.
     assert.deepEqual(ignored(BUILD, "dev-developers-frontend"), []);
-    assert.deepEqual(ignored(TAG, "dev-developers-frontend-tag"), []);
   });
 
   it("GIVEN a reuse step without a digest WHEN constructed THEN it fails naming the service and version", () => {
