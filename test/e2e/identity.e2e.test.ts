@@ -8,7 +8,12 @@ import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 import type { Stack } from "@pulumi/pulumi/automation";
-import { assertPlatformEnv, makeVersionRepo, type VersionRepo } from "./helpers/versionRepo";
+import {
+  assertPlatformEnv,
+  makeVersionRepo,
+  tearDownSite,
+  type VersionRepo,
+} from "./helpers/versionRepo";
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -45,22 +50,14 @@ describe("a deploy identity per site (end to end)", function () {
 
   after(async function () {
     this.timeout(300_000);
-    try {
-      await stack?.destroy({ onOutput: () => undefined });
-    } catch {
-      // the namespace goes below in any case
-    }
-    try {
-      execFileSync("kubectl", ["delete", "namespace", namespace, "--wait=false"], {
-        stdio: "pipe",
-      });
-      execFileSync("kubectl", ["delete", "clusterrole", other, "--ignore-not-found"], {
-        stdio: "pipe",
-      });
-    } catch {
-      // already gone
-    }
-    repo?.remove();
+    await tearDownSite(
+      stack,
+      [
+        ["namespace", namespace, "--wait=false"],
+        ["clusterrole", other, "--ignore-not-found"],
+      ],
+      repo,
+    );
   });
 
   it("GIVEN identity on and no bootstrap WHEN the site is updated THEN it fails naming the ServiceAccount and the bootstrap command", async function () {

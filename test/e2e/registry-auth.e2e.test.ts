@@ -13,7 +13,12 @@ import { parse, stringify } from "yaml";
 import { RegistryClient } from "../../lib/registry";
 import { StateStore } from "../../lib/state-store";
 import { startRegistry, type TestRegistry } from "../integration/helpers/registry";
-import { assertPlatformEnv, makeVersionRepo, type VersionRepo } from "./helpers/versionRepo";
+import {
+  assertPlatformEnv,
+  makeVersionRepo,
+  tearDownSite,
+  type VersionRepo,
+} from "./helpers/versionRepo";
 
 /** The user the helper's htpasswd knows without `htpasswd` installed. */
 const USER = "ci";
@@ -55,19 +60,7 @@ describe("registry credentials as secrets (end to end)", function () {
 
   after(async function () {
     this.timeout(300_000);
-    try {
-      await stack?.destroy({ onOutput: () => undefined });
-    } catch {
-      // the namespace goes below in any case
-    }
-    try {
-      execFileSync("kubectl", ["delete", "namespace", namespace, "--wait=false"], {
-        stdio: "pipe",
-      });
-    } catch {
-      // already gone
-    }
-    repo?.remove();
+    await tearDownSite(stack, [["namespace", namespace, "--wait=false"]], repo);
     await registry?.stop();
   });
 

@@ -4,6 +4,7 @@
  * not share registry repositories or cluster objects, with its own Pulumi state backend.
  * It is a git repository (so the revision's git fast path is exercised too).
  */
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
@@ -107,6 +108,31 @@ export function makeVersionRepo(): VersionRepo {
     read: (file) => fs.readFileSync(path.join(dir, file), "utf8"),
     remove: () => git.remove(),
   };
+}
+
+/**
+ * What an `after` hook leaves of a site: destroys its stack, deletes the cluster objects named
+ * (each entry is `kubectl delete` arguments, e.g. `["namespace", ns, "--wait=false"]`) and removes
+ * the copy. Each step runs whatever the test got to; a failure of one does not stop the next.
+ */
+export async function tearDownSite(
+  stack: Stack | undefined,
+  deletions: readonly (readonly string[])[],
+  repo: VersionRepo | undefined,
+): Promise<void> {
+  try {
+    await stack?.destroy({ onOutput: () => undefined });
+  } catch {
+    // the objects go below in any case
+  }
+  for (const args of deletions) {
+    try {
+      execFileSync("kubectl", ["delete", ...args], { stdio: "pipe" });
+    } catch {
+      // already gone
+    }
+  }
+  repo?.remove();
 }
 
 /**
