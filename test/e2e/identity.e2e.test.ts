@@ -10,16 +10,13 @@ import * as path from "node:path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import {
   assertPlatformEnv,
+  kubectlJson,
   makeVersionRepo,
   tearDownSite,
   type VersionRepo,
 } from "./helpers/versionRepo";
 
 const ROOT = path.resolve(__dirname, "../..");
-
-function kubectlJson(args: string[]): Record<string, unknown> {
-  return JSON.parse(execFileSync("kubectl", [...args, "-o", "json"], { encoding: "utf8" }));
-}
 
 /** Whether `kubectl get <args>` finds the object. */
 function exists(args: string[]): boolean {

@@ -15,6 +15,7 @@ import { StateStore } from "../../lib/state-store";
 import { startRegistry, type TestRegistry } from "../integration/helpers/registry";
 import {
   assertPlatformEnv,
+  kubectlJson,
   makeVersionRepo,
   tearDownSite,
   type VersionRepo,
@@ -23,10 +24,6 @@ import {
 /** The user the helper's htpasswd knows without `htpasswd` installed. */
 const USER = "ci";
 const PASSWORD = "s3cret pass";
-
-function kubectlJson(args: string[]): Record<string, unknown> {
-  return JSON.parse(execFileSync("kubectl", [...args, "-o", "json"], { encoding: "utf8" }));
-}
 
 /** Every form in which the password could leak: itself, `user:password` in base64, and its JSON. */
 function leaks(text: string): string[] {

@@ -19,6 +19,7 @@ import { tarOf } from "../integration/helpers/images";
 import { assertInvariantsHold } from "./helpers/check";
 import {
   assertPlatformEnv,
+  kubectlJson,
   makeSourceRepo,
   makeVersionRepo,
   type VersionRepo,
@@ -45,10 +46,6 @@ function built(outputs: OutputMap): string[] {
     .filter(([, s]) => s.why.startsWith("built"))
     .map(([name]) => name)
     .sort();
-}
-
-function kubectlJson(args: string[]): { items?: unknown[] } & Record<string, unknown> {
-  return JSON.parse(execFileSync("kubectl", [...args, "-o", "json"], { encoding: "utf8" }));
 }
 
 interface DeploymentJson {

@@ -110,6 +110,13 @@ export function makeVersionRepo(): VersionRepo {
   };
 }
 
+/** `kubectl <args> -o json`, parsed (the platform's KUBECONFIG). */
+export function kubectlJson(
+  args: readonly string[],
+): { items?: unknown[] } & Record<string, unknown> {
+  return JSON.parse(execFileSync("kubectl", [...args, "-o", "json"], { encoding: "utf8" }));
+}
+
 /**
  * What an `after` hook leaves of a site: destroys its stack, deletes the cluster objects named
  * (each entry is `kubectl delete` arguments, e.g. `["namespace", ns, "--wait=false"]`) and removes
