@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { Semaphore } from "./limit";
 import type { ProvenanceMode } from "./provenance";
 import { isLoopback } from "./registry";
 import { missingCredentialsMessage, withDockerConfig, type RegistryAuth } from "./registry-auth";
@@ -108,11 +109,28 @@ export function buildctlArgs(build: BuildkitBuild, metadataFile: string): string
   return args;
 }
 
+/** The process-wide bound on concurrent builds, when one is set. */
+let builds: Semaphore | undefined;
+
 /**
- * Runs the build and returns the pushed digest.
+ * Bounds how many {@link buildWithBuildkit} calls of this process run buildctl at once (site
+ * config `gitops-rings:buildConcurrency`, applied by the BuildkitImage provider, which runs
+ * every build of an update in one process); the others wait their turn.
+ * @param limit at least 1; undefined removes the bound.
+ */
+export function limitBuilds(limit: number | undefined): void {
+  builds = limit === undefined ? undefined : new Semaphore(limit);
+}
+
+/**
+ * Runs the build and returns the pushed digest, within the bound of {@link limitBuilds}.
  * @throws Error with the last 40 lines of BuildKit's progress when the build fails.
  */
 export async function buildWithBuildkit(build: BuildkitBuild): Promise<BuildkitResult> {
+  return builds ? builds.run(() => runBuild(build)) : runBuild(build);
+}
+
+async function runBuild(build: BuildkitBuild): Promise<BuildkitResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-buildctl-"));
   const metadataFile = path.join(dir, "metadata.json");
   const credentials = build.credentials ?? {};

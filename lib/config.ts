@@ -329,6 +329,11 @@ export interface SiteConfig {
    * update fails naming every Deployment not ready and why. @default 300
    */
   readonly rolloutTimeout?: number;
+  /**
+   * At most this many BuildKit builds of the site at once (buildctl path; the docker-build path
+   * runs as many as `pulumi up --parallel` allows). @default no limit but `--parallel`
+   */
+  readonly buildConcurrency?: number;
   /** Source commits pinned by `<service>/<source>` key. @default {} */
   readonly sourceCommits: Readonly<Record<string, string>>;
   /**
@@ -624,6 +629,15 @@ const majorBumpSchema = z
   })
   .pipe(z.record(z.string(), majorSchema));
 
+const countSchema = z.preprocess(
+  (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
+  z
+    .unknown()
+    .refine((v) => Number.isSafeInteger(v) && (v as number) >= 1, {
+      message: "is not a count (a whole number of at least 1, e.g. 4)",
+    })
+    .transform((v) => v as number),
+);
 const secondsSchema = z.preprocess(
   (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
   z
@@ -673,6 +687,7 @@ const siteSchema = strictObject({
   registry: registrySchema.optional(),
   autoDeploy: booleanSchema.optional(),
   rolloutTimeout: secondsSchema.optional(),
+  buildConcurrency: countSchema.optional(),
   sourceCommits: z
     .record(
       text((v) => /^[^/]+\/[^/]+$/.test(v), "is not a <service>/<source> key"),
@@ -1195,6 +1210,7 @@ export function parseSiteConfig(
     ...(raw.registry !== undefined ? { registry: raw.registry } : {}),
     autoDeploy: raw.autoDeploy ?? false,
     ...(raw.rolloutTimeout !== undefined ? { rolloutTimeout: raw.rolloutTimeout } : {}),
+    ...(raw.buildConcurrency !== undefined ? { buildConcurrency: raw.buildConcurrency } : {}),
     sourceCommits: sortedRecord(raw.sourceCommits ?? {}),
     images: {
       ...(raw.images?.allowedRegistries !== undefined

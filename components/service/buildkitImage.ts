@@ -70,7 +70,14 @@ async function buildAndPublish(inputs: BuildkitImageInputs): Promise<Outs> {
 }
 
 const provider: pulumi.dynamic.ResourceProvider = {
-  configure: configureRegistryAuth,
+  async configure(req: pulumi.dynamic.ConfigureRequest) {
+    await configureRegistryAuth(req);
+    // Validated with the rest of the site config before anything is created (lib/config.ts).
+    const limit = req.config.get("gitops-rings:buildConcurrency");
+    loadLib<typeof import("../../lib/buildkit")>("buildkit").limitBuilds(
+      limit === undefined ? undefined : Number(limit),
+    );
+  },
   async create(inputs: BuildkitImageInputs) {
     const outs = await buildAndPublish(inputs);
     return { id: outs.ref, outs };

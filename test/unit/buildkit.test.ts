@@ -1,9 +1,18 @@
 /**
- * lib/buildkit.ts without a daemon: the exact buildctl arguments of a build, and which
- * repositories count as loopback (pushed over plain HTTP).
+ * lib/buildkit.ts without a daemon: the exact buildctl arguments of a build, which
+ * repositories count as loopback (pushed over plain HTTP), and the bound on concurrent builds.
  */
 import assert from "node:assert/strict";
-import { buildctlArgs, isLoopbackRegistry, type BuildkitBuild } from "../../lib/buildkit";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import {
+  buildctlArgs,
+  buildWithBuildkit,
+  isLoopbackRegistry,
+  limitBuilds,
+  type BuildkitBuild,
+} from "../../lib/buildkit";
 import { isLoopback } from "../../lib/registry";
 
 const D = `sha256:${"a".repeat(64)}`;
@@ -158,4 +167,57 @@ describe("isLoopbackRegistry", () => {
       assert.equal(isLoopback(repository.split("/")[0]), expected);
     });
   }
+});
+
+describe("limitBuilds", () => {
+  let dir: string;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-limit-"));
+    // A stand-in for buildctl that records when it runs and writes the metadata file buildctl
+    // would: the bound is the caller's, so no BuildKit is needed to see it hold.
+    fs.writeFileSync(
+      path.join(dir, "buildctl"),
+      [
+        "#!/bin/sh",
+        `echo "start $$" >> '${dir}/log'`,
+        "sleep 0.2",
+        `echo "end $$" >> '${dir}/log'`,
+        'while [ $# -gt 0 ]; do [ "$1" = --metadata-file ] && meta="$2"; shift; done',
+        `printf '{"containerimage.digest":"sha256:${"c".repeat(64)}"}' > "$meta"`,
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+  });
+  after(() => {
+    limitBuilds(undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The most builds the log shows running at once. */
+  function peak(): number {
+    let running = 0;
+    let most = 0;
+    for (const line of fs.readFileSync(path.join(dir, "log"), "utf8").trim().split("\n")) {
+      running += line.startsWith("start") ? 1 : -1;
+      most = Math.max(most, running);
+    }
+    return most;
+  }
+
+  it("GIVEN a bound of 2 WHEN six builds start together THEN at most two run at once and all six finish; without a bound all six run at once", async () => {
+    for (const [limit, expected] of [
+      [2, 2],
+      [undefined, 6],
+    ] as const) {
+      fs.rmSync(path.join(dir, "log"), { force: true });
+      limitBuilds(limit);
+      const results = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          buildWithBuildkit({ ...minimal, buildctl: path.join(dir, "buildctl") }),
+        ),
+      );
+      assert.equal(results.length, 6);
+      assert.equal(peak(), expected, `limit ${limit}`);
+    }
+  });
 });
