@@ -417,11 +417,31 @@ export interface PhasedDeployment {
   readonly jobs: JobResult[];
 }
 
+/** What the previous successful deploy of a site applied. */
+export interface AppliedBefore {
+  /** Its manifests (the KubectlApply state's `manifests`). */
+  readonly manifests: string;
+  /** Its release (phased Jobs are named after it). */
+  readonly release: string;
+}
+
+/** Parses a multi-document YAML stream into its objects (empty documents left out). */
+function manifestObjects(manifests: string): ManifestObject[] {
+  return parseAllDocuments(manifests)
+    .map((d) => d.toJS() as ManifestObject | null)
+    .filter((o): o is ManifestObject => !!o && typeof o === "object" && !!o.kind);
+}
+
 /**
  * The kubectl path of a site's deploy: checks every image is by digest, splits the manifests
  * with {@link splitPhases}, then applies each phase with lib/kubectl.ts `applyManifests` (which
  * awaits the main phase's rollouts) and awaits its Jobs before the next phase; last it deletes
  * the objects of `previous` that the manifests no longer have (older releases' Jobs included).
+ *
+ * With `before`, an object whose rendered document is the one the previous deploy applied is
+ * not applied again (nor its rollout awaited), as the kubernetes provider updates only the
+ * resources whose inputs changed: one changed Deployment of 500 is one apply and one rollout
+ * (issue 10). Phased Jobs always go through their phase.
  * @throws {JobFailedError} when a Job fails: a failed pre-deploy Job stops before the workloads
  *   are applied; Error from `applyManifests` when the API server refuses an object or a rollout
  *   does not complete.
@@ -431,15 +451,17 @@ export async function deployInPhases(
   previous: readonly ObjectRef[],
   release: string,
   opts: RolloutOptions = {},
+  before?: AppliedBefore,
 ): Promise<PhasedDeployment> {
   const byTag = imagesNotByDigest(manifests);
   if (byTag.length > 0) {
     throw new Error(`refusing to apply manifests with ${imagesNotByDigestMessage(byTag)}`);
   }
-  const objects = parseAllDocuments(manifests)
-    .map((d) => d.toJS() as ManifestObject | null)
-    .filter((o): o is ManifestObject => !!o && typeof o === "object" && !!o.kind);
-  const phases = splitPhases(objects, release);
+  const phases = splitPhases(manifestObjects(manifests), release);
+  const old = before ? splitPhases(manifestObjects(before.manifests), before.release) : undefined;
+  const unchanged = new Set(old ? [...old.pre, ...old.main, ...old.post].map(canonicalJson) : []);
+  const toApply = (list: readonly ManifestObject[]) =>
+    list.filter((o) => phaseOf(o) !== undefined || !unchanged.has(canonicalJson(o)));
   const applied: ObjectRef[] = [];
   const jobs: JobResult[] = [];
   for (const [phase, list] of [
@@ -450,7 +472,9 @@ export async function deployInPhases(
     if (list.length === 0) continue;
     const phasedJobs = phase ? list.filter((o) => phaseOf(o) === phase) : [];
     await clearStaleJobs(phasedJobs, opts);
-    applied.push(...(await applyManifests(toYaml(list), [], opts)));
+    const changed = toApply(list);
+    if (changed.length > 0) await applyManifests(toYaml(changed), [], opts);
+    applied.push(...objectRefs(toYaml(list)));
     if (phase) jobs.push(...(await awaitJobs(phase, objectRefs(toYaml(phasedJobs)), opts)));
   }
   const now = new Set(applied.map(objectKey));

@@ -66,11 +66,14 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
   async update(_id: string, olds: Outs, news: KubectlApplyInputs) {
     const deployed = await asSite(news, (kubeconfig) =>
-      jobs().deployInPhases(news.manifests, olds.objects, news.release ?? "", {
-        kubeconfig,
-        timeoutSeconds: news.timeoutSeconds,
-        onProgress: progress,
-      }),
+      jobs().deployInPhases(
+        news.manifests,
+        olds.objects,
+        news.release ?? "",
+        { kubeconfig, timeoutSeconds: news.timeoutSeconds, onProgress: progress },
+        // What the last successful update applied: unchanged objects are not applied again.
+        { manifests: olds.manifests, release: olds.release ?? "" },
+      ),
     );
     return { outs: outputsOf({ ...news, ...deployed }) };
   },
@@ -82,8 +85,9 @@ const provider: pulumi.dynamic.ResourceProvider = {
 /**
  * A site's manifests applied with `kubectl apply --server-side` (field manager `gitops-rings`)
  * in the phases of lib/jobs.ts (pre-deploy Jobs awaited, then the workloads and their rollouts,
- * then the post-deploy Jobs awaited); objects dropped from the manifests are deleted on
- * the next update, and all of them on destroy. Type token
+ * then the post-deploy Jobs awaited); an update applies only the objects whose rendered
+ * document changed since the last successful one, as the kubernetes provider does; objects
+ * dropped from the manifests are deleted on the next update, and all of them on destroy. Type token
  * `pulumi-nodejs:dynamic/site:KubectlApply`.
  *
  * The deploy path of the local platform, where the kubernetes provider plugin cannot be built;

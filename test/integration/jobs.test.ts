@@ -168,4 +168,42 @@ describe("lib/jobs deployInPhases (real API server, kwok)", function () {
     assert.ok(!names.includes("migrate-0-1-0") && !names.includes("smoke-0-1-0"), names.join(" "));
     assert.ok(names.includes("migrate-0-2-1") && names.includes("smoke-0-2-1"), names.join(" "));
   });
+
+  it("GIVEN the previous deploy's manifests WHEN one of two Deployments changed THEN only it is applied and awaited, and both are recorded", async () => {
+    const api = (img: string) => ({
+      ...deployment(img),
+      metadata: { name: "api", namespace: ns },
+      spec: {
+        ...deployment(img).spec,
+        selector: { matchLabels: { app: "api" } },
+        template: {
+          metadata: { labels: { app: "api" } },
+          spec: { containers: [{ name: "api", image: img }] },
+        },
+      },
+    });
+    const first = yaml(namespace, deployment(image(3)), api(image(3)));
+    const done = await deployInPhases(first, previous, "0.3.0");
+    // Scaled by hand: applying api's manifest again (replicas 1, conflicts forced) would undo it.
+    await kubectl("scale", "deployment", "api", "-n", ns, "--replicas=2");
+    const next = yaml(namespace, deployment(image(4)), api(image(3)));
+    const out = await deployInPhases(
+      next,
+      done.objects,
+      "0.3.1",
+      {},
+      { manifests: first, release: "0.3.0" },
+    );
+    assert.equal(await webImage(), image(4));
+    assert.equal(
+      await kubectl("get", "deployment", "api", "-n", ns, "-o", "jsonpath={.spec.replicas}"),
+      "2",
+      "api is unchanged, so it was not applied again",
+    );
+    assert.deepEqual(out.objects.map((o) => `${o.kind}/${o.name}`).sort(), [
+      "Deployment/api",
+      "Deployment/web",
+      `Namespace/${ns}`,
+    ]);
+  });
 });
