@@ -34,8 +34,11 @@ type Outs = BuildkitImageInputs & {
   readonly ref: string;
 };
 
-/** Outputs that are not inputs: a change in them is no reason to build again. */
-const RESULTS = new Set(["built", "digest", "ref"]);
+/**
+ * Outputs that are not inputs: a change in them is no reason to build again. An array, not a
+ * Set: the provider's closure is serialized, and the serializer does not carry a Set.
+ */
+const RESULTS = ["built", "digest", "ref"];
 
 /**
  * Builds, then publishes: the step VersionTag takes after the docker-build backend, taken here
@@ -85,7 +88,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: Outs, news: BuildkitImageInputs) {
     const before = olds as unknown as Record<string, unknown>;
     const after = news as unknown as Record<string, unknown>;
-    const keys = Object.keys({ ...before, ...after }).filter((k) => !RESULTS.has(k));
+    const keys = Object.keys({ ...before, ...after }).filter((k) => !RESULTS.includes(k));
     const changed = keys.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
     return { changes: changed.length > 0 };
   },
