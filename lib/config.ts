@@ -598,14 +598,22 @@ const policySchema = strictObject({
   }
 });
 
-const majorSchema = z.preprocess(
-  (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
-  z
-    .unknown()
-    .refine((v) => Number.isSafeInteger(v) && (v as number) >= 1, {
-      message: "is not a major version (a whole number of at least 1, e.g. 2)",
-    })
-    .transform((v) => v as number),
+/**
+ * A whole number of at least 1, given as a number or a string of digits (stack config values
+ * arrive as strings); `message` says what it is when it is not.
+ */
+function positiveIntSchema(message: string) {
+  return z.preprocess(
+    (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
+    z
+      .unknown()
+      .refine((v) => Number.isSafeInteger(v) && (v as number) >= 1, { message })
+      .transform((v) => v as number),
+  );
+}
+
+const majorSchema = positiveIntSchema(
+  "is not a major version (a whole number of at least 1, e.g. 2)",
 );
 
 /**
@@ -629,23 +637,9 @@ const majorBumpSchema = z
   })
   .pipe(z.record(z.string(), majorSchema));
 
-const countSchema = z.preprocess(
-  (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
-  z
-    .unknown()
-    .refine((v) => Number.isSafeInteger(v) && (v as number) >= 1, {
-      message: "is not a count (a whole number of at least 1, e.g. 4)",
-    })
-    .transform((v) => v as number),
-);
-const secondsSchema = z.preprocess(
-  (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
-  z
-    .unknown()
-    .refine((v) => Number.isSafeInteger(v) && (v as number) >= 1, {
-      message: "is not a duration in seconds (a whole number of at least 1, e.g. 600)",
-    })
-    .transform((v) => v as number),
+const countSchema = positiveIntSchema("is not a count (a whole number of at least 1, e.g. 4)");
+const secondsSchema = positiveIntSchema(
+  "is not a duration in seconds (a whole number of at least 1, e.g. 600)",
 );
 
 const registryRuleSchema = text(
