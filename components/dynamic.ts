@@ -1,6 +1,9 @@
 import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 
+/** Marks the provider process whose tsx hook {@link loadLib} registered. */
+const TSX_REGISTERED = "__gitopsRingsTsxRegistered";
+
 /**
  * Loads a module of lib/ from inside a dynamic provider. The engine serializes a dynamic
  * provider's functions and runs them in its own Node.js process, which knows nothing of
@@ -9,8 +12,15 @@ import type * as pulumi from "@pulumi/pulumi";
  * project directory, the working directory of the engine's processes.
  */
 export function loadLib<T>(module: string): T {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require("tsx/cjs/api").register();
+  // Once per process: each register() adds a layer of resolve hooks that every later require
+  // goes through, and a provider that registered once per call (1,500 calls in a first up of
+  // 500 services) slowed every require and then overflowed the stack (issue 10).
+  const providerProcess = globalThis as { [TSX_REGISTERED]?: boolean };
+  if (!providerProcess[TSX_REGISTERED]) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require("tsx/cjs/api").register();
+    providerProcess[TSX_REGISTERED] = true;
+  }
   const dir = process.env.GITOPS_RINGS_LIB_DIR ?? path.resolve("lib");
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require(path.join(dir, `${module}.ts`)) as T;
