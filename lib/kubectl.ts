@@ -59,12 +59,17 @@ export async function kubectl(
   }
 }
 
+/** Renders a Kustomize directory with `kubectl kustomize <dir>`: a multi-document YAML stream. */
+export async function kustomize(dir: string, opts: KubectlOptions = {}): Promise<string> {
+  return kubectl(opts, ["kustomize", dir]);
+}
+
 /** Renders an overlay (`kubectl kustomize <dir>`) and returns its objects' identities. */
 export async function renderOverlay(
   dir: string,
   opts: KubectlOptions = {},
 ): Promise<{ yaml: string; objects: ObjectRef[] }> {
-  const yaml = await kubectl(opts, ["kustomize", dir]);
+  const yaml = await kustomize(dir, opts);
   return { yaml, objects: objectRefs(yaml) };
 }
 

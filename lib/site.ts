@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parse as parseYaml, parseAllDocuments } from "yaml";
+import { parse as parseYaml } from "yaml";
 import {
   CONFIG_NAMESPACE,
   ConfigError,
@@ -45,8 +45,15 @@ import {
   type PreviousForeignImages,
 } from "./images";
 import { splitPhases, type ManifestObject } from "./jobs";
-import { imagesNotByDigest, imagesNotByDigestMessage, renderOverlay } from "./kubectl";
-import { pinnedImages, writeSiteOverlay, type ServiceDigest } from "./kustomize";
+import { imagesNotByDigest, imagesNotByDigestMessage, kustomize } from "./kubectl";
+import {
+  objectsRenderer,
+  pinnedImages,
+  renderSiteOverlay,
+  yamlObjects,
+  type KustomizeRenderer,
+  type ServiceDigest,
+} from "./kustomize";
 import { cacheRoot, checkout, resolveBranch } from "./git";
 import type { ImageLabelInput } from "./labels";
 import { formatPlan, planRelease, type PlanReason, type PlanServiceInput } from "./plan";
@@ -507,20 +514,16 @@ async function resolveManifestImages(
       )
     : { ...plan.deploy.images };
   const serviceRepositories = new Set(Object.values(images).map((i) => i.repository));
-  const render: OverlayRenderer =
+  const kubeconfig = plan.deployer.kind === "kubectl" ? plan.deployer.kubeconfig : undefined;
+  const renderer: KustomizeRenderer =
     plan.deployer.kind === "kubernetes" && options.renderOverlay
-      ? options.renderOverlay
-      : async (dir) => {
-          const kubeconfig =
-            plan.deployer.kind === "kubectl" ? plan.deployer.kubeconfig : undefined;
-          const { yaml } = await renderOverlay(dir, kubeconfig ? { kubeconfig } : {});
-          return parseAllDocuments(yaml).map((d) => d.toJS() as unknown);
-        };
+      ? objectsRenderer(options.renderOverlay)
+      : (dir) => kustomize(dir, kubeconfig ? { kubeconfig } : {});
   const file = path.relative(options.root, plan.environment.overlay) || ".";
   const fields = site.images.fields;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-plan-"));
-  const write = (foreign: ForeignOverlay) =>
-    writeSiteOverlay(dir, {
+  const render = async (foreign: ForeignOverlay) => {
+    const overlay = {
       environmentOverlay: plan.environment.overlay,
       namespace: plan.environment.namespace,
       site: plan.site,
@@ -528,10 +531,11 @@ async function resolveManifestImages(
       release: plan.build ? plan.release.version : (plan.deploy.release ?? ""),
       images: pinnedImages(images, plan.imageNames),
       foreign,
-    });
+    };
+    return yamlObjects(await renderSiteOverlay(dir, overlay, renderer));
+  };
   try {
-    write({ pins: [], annotations: [], fields });
-    const objects = await render(dir);
+    const objects = await render({ pins: [], annotations: [], fields });
     try {
       // Phase annotations are input too: a bad one fails here, before anything is created.
       splitPhases(objects as ManifestObject[], "");
@@ -557,8 +561,7 @@ async function resolveManifestImages(
     // Nothing to pin or annotate: the overlay is the one just rendered (a render of hundreds of
     // objects takes seconds), else render it again with the foreign images pinned.
     const unchanged = foreign.pins.length === 0 && foreign.annotations.length === 0;
-    if (!unchanged) write(foreign);
-    const rendered = findImages(unchanged ? objects : await render(dir), fields);
+    const rendered = findImages(unchanged ? objects : await render(foreign), fields);
     const found = imagesNotByDigest(rendered, fields);
     if (found.length > 0) {
       throw new ConfigError([{ file, message: `names ${imagesNotByDigestMessage(found)}` }]);

@@ -4,7 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { imageLabels, releaseLabels, RELEASE_IMAGE } from "../../lib/labels";
 import type { VerifiedJob } from "../../lib/verification";
 import { revisionOf } from "../../lib/revision";
-import { pinnedImages, writeSiteOverlay } from "../../lib/kustomize";
+import { objectsRenderer, pinnedImages, renderSiteOverlay, yamlObjects } from "../../lib/kustomize";
 import type { ForeignImage } from "../../lib/images";
 import { splitPhases, type ManifestObject } from "../../lib/jobs";
 import type { OverlayRenderer, SitePlan, ServiceStep } from "../../lib/site";
@@ -396,9 +396,8 @@ export class Site extends pulumi.ComponentResource {
       // property "manifests"` with a stack trace; the provider's error is the message alone.
       const identity = plan.identityKubeconfig;
       const manifests = overlay.apply(async (o) => {
-        writeSiteOverlay(dir, o);
-        const { renderOverlay } = await import("../../lib/kubectl");
-        const { yaml } = await renderOverlay(dir, { kubeconfig });
+        const { kustomize } = await import("../../lib/kubectl");
+        const yaml = await renderSiteOverlay(dir, o, (d) => kustomize(d, { kubeconfig }));
         // A deploy identity applies all but the Namespace, which bootstrap made (lib/identity.ts).
         if (identity === undefined) return yaml;
         const { withoutOwnNamespace } = await import("../../lib/identity");
@@ -429,8 +428,9 @@ export class Site extends pulumi.ComponentResource {
     const phases = overlay.apply(async (o) => {
       // The provider awaits each object itself, concurrently; the site's rollout timeout
       // bounds each of them (the kubectl path bounds them all together).
-      writeSiteOverlay(dir, { ...o, awaitTimeoutSeconds: plan.rolloutTimeout });
-      return splitPhases((await render(dir)) as ManifestObject[], o.release);
+      const overlay = { ...o, awaitTimeoutSeconds: plan.rolloutTimeout };
+      const yaml = await renderSiteOverlay(dir, overlay, objectsRenderer(render));
+      return splitPhases(yamlObjects(yaml) as ManifestObject[], o.release);
     });
     const pullSecret = hasAuth ? this.providerPullSecret(name, plan, auth) : [];
     const pre = new k8s.yaml.v2.ConfigGroup(

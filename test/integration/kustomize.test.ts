@@ -14,8 +14,13 @@ import * as path from "node:path";
 import { parseAllDocuments } from "yaml";
 import { ConfigError } from "../../lib/config";
 import { imageNameOwners, serviceImagesOf } from "../../lib/dockerfile";
-import { renderOverlay } from "../../lib/kubectl";
-import { pinnedImages, writeSiteOverlay, type SiteOverlay } from "../../lib/kustomize";
+import { kustomize, renderOverlay } from "../../lib/kubectl";
+import {
+  pinnedImages,
+  renderSiteOverlay,
+  writeSiteOverlay,
+  type SiteOverlay,
+} from "../../lib/kustomize";
 import { prepareSite, readConfig } from "../../lib/site";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { useRegistry } from "./helpers/registry";
@@ -286,6 +291,50 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
       `Deployment/api initContainers migrate: ${api}`,
       `Job/reports containers reports: ${worker}`,
     ]);
+  });
+
+  it("GIVEN names written every way, a foreign image by tag, its annotation and an extra image field WHEN rendered in images passes of 1, 2 and 40 objects THEN the YAML is exactly kubectl kustomize's one render of the written overlay (issue 10)", async () => {
+    const { repo } = readConfig(FIXTURE, "site-registry-developers", {
+      "gitops-rings:ring": "developers",
+      "gitops-rings:environment": "site-registry",
+      "gitops-rings:registry": "127.0.0.1:5001",
+    });
+    const names = Object.fromEntries(imageNameOwners(serviceImagesOf(repo, "127.0.0.1:5001")));
+    const redis = `sha256:${"3".repeat(64)}`;
+    const overlay: SiteOverlay = {
+      environmentOverlay: path.join(FIXTURE, "deploy/overlays/bad"),
+      namespace: "it-passes",
+      site: "bad-developers",
+      ring: "developers",
+      release: "0.2.0",
+      images: pinnedImages(
+        {
+          api: { repository: "127.0.0.1:5001/ledger/api", digest: API },
+          worker: { repository: "127.0.0.1:5001/ledger/jobs/worker", digest: WORKER },
+        },
+        names,
+      ),
+      foreign: {
+        pins: [{ reference: "redis:7.4", name: "redis", digest: redis }],
+        annotations: [
+          {
+            object: { apiVersion: "apps/v1", kind: "Deployment", name: "cache" },
+            value: `redis:7.4=redis@${redis}`,
+          },
+        ],
+        fields: [{ path: "spec/template/metadata/annotations/sidecar-image", kind: "Deployment" }],
+      },
+    };
+    const whole = await kustomize(writeSiteOverlay(path.join(tmp(), "whole"), overlay));
+    assert.match(whole, new RegExp(`redis@${redis}`));
+    assert.match(whole, new RegExp(`127.0.0.1:5001/ledger/jobs/worker@${WORKER}`));
+    for (const objectsPerPass of [1, 2, 40]) {
+      const dir = path.join(tmp(), `passes-${objectsPerPass}`);
+      const yaml = await renderSiteOverlay(dir, overlay, (d) => kustomize(d), { objectsPerPass });
+      assert.equal(yaml, whole, `${objectsPerPass} objects per pass`);
+      // The directory holds the whole overlay, for `kubectl kustomize <dir>` to read.
+      assert.equal(await kustomize(dir), whole);
+    }
   });
 
   describe("the planning step (prepareSite)", () => {

@@ -217,7 +217,7 @@ describe("Site (Pulumi mocks)", () => {
       plan: plan({}, tmp),
       overlayDir: out,
       renderOverlay: async (dir) => {
-        rendered.push(dir);
+        rendered.push(fs.readFileSync(path.join(dir, "kustomization.yaml"), "utf8"));
         return [
           { apiVersion: "v1", kind: "Namespace", metadata: { name: "example-dev" } },
           { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "backend" } },
@@ -248,7 +248,13 @@ describe("Site (Pulumi mocks)", () => {
     assert.equal(verification?.inputs.ring, "developers");
     assert.equal(verification?.inputs.digest, digestOf("dev-developers-release-tag"));
     assert.equal(verification?.inputs.releaseRepository, "127.0.0.1:5001/example/release");
-    assert.deepEqual(rendered, [out]);
+    // Rendered in two steps (lib/kustomize.ts renderSiteOverlay): the overlay without its
+    // images, then the images over the objects an entry can match (here, the Deployment's name).
+    assert.equal(rendered.length, 2);
+    assert.match(rendered[0], /\nimages: \[\]\n/);
+    assert.match(rendered[0], /gitops-rings\.io\/release: 0\.1\.0/);
+    assert.match(rendered[1], /resources:\n {2}- objects\.yaml\n/);
+    assert.match(rendered[1], new RegExp(`digest: ${digestOf("dev-developers-backend-tag")}`));
     const kustomization = fs.readFileSync(path.join(out, "kustomization.yaml"), "utf8");
     assert.match(kustomization, new RegExp(`digest: ${digestOf("dev-developers-backend-tag")}`));
     assert.match(kustomization, /newName: 127\.0\.0\.1:5001\/example\/backend\n/);
