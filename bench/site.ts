@@ -4,7 +4,9 @@
  * (a base chain three deep, leaves FROM it, a few files each, one Deployment each) and measures:
  *
  * - first `pulumi up`: time, builds and registry requests; floor: `buildctl` building the same
- *   images with the same parallelism, no Pulumi (lib/buildkit.ts, in dependency order);
+ *   images with the same parallelism, no Pulumi (lib/buildkit.ts, in dependency order); and
+ *   where its time went, from the engine's events: the program until the first image step, the
+ *   images' steps (build and publish, first to last, against the same floor), the deploy step;
  * - no-op `pulumi preview`: time, registry requests per service, git processes, peak RSS of the
  *   language host; floor: a program that declares the same resources with the same inputs (the
  *   site plan, saved) and does no registry or git I/O, run by the same language host;
@@ -24,10 +26,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { LocalWorkspace, type OutputMap, type Stack } from "@pulumi/pulumi/automation";
+import {
+  LocalWorkspace,
+  type EngineEvent,
+  type OutputMap,
+  type Stack,
+} from "@pulumi/pulumi/automation";
 import { stringify } from "yaml";
 import { buildWithBuildkit } from "../lib/buildkit";
-import { applyManifests, deleteObjects, kubectl, renderOverlay } from "../lib/kubectl";
+import { applyManifests, deleteObjects, kubectl } from "../lib/kubectl";
 import { mapLimit } from "../lib/limit";
 import { RegistryClient } from "../lib/registry";
 import { prepareSite, readConfig, type BuiltImages } from "../lib/site";
@@ -172,13 +179,26 @@ export function generate(size: number, registry: string, id: string): BenchRepo 
 }
 
 /** The stack's checkpoint in the DIY backend: its resources and its size. */
-function checkpointOf(repo: BenchRepo): { resources: number; mib: number } {
+function checkpointOf(repo: BenchRepo): {
+  resources: number;
+  mib: number;
+  /** The manifests the site's KubectlApply applied last. */
+  manifests: string;
+} {
   const file = path.join(repo.env.PULUMI_BACKEND_URL.slice("file://".length), ".pulumi", "stacks");
   const [project] = fs.readdirSync(file);
   const json = path.join(file, project, `${STACK}.json`);
   const checkpoint = JSON.parse(fs.readFileSync(json, "utf8"));
-  const resources = (checkpoint.checkpoint?.latest?.resources ?? []).length as number;
-  return { resources, mib: fs.statSync(json).size / 1024 / 1024 };
+  const all = (checkpoint.checkpoint?.latest?.resources ?? []) as {
+    type: string;
+    outputs?: { manifests?: string };
+  }[];
+  const apply = all.find((r) => r.type.endsWith(":KubectlApply"));
+  return {
+    resources: all.length,
+    mib: fs.statSync(json).size / 1024 / 1024,
+    manifests: apply?.outputs?.manifests ?? "",
+  };
 }
 
 /** Registry access-log lines for `project` appended while `fn` ran. */
@@ -232,6 +252,32 @@ async function peakRss<T>(fn: () => Promise<T>): Promise<{ result: T; mib: numbe
   } finally {
     clearInterval(timer);
   }
+}
+
+/**
+ * When each kind of step ran in an update, from the engine's events: per resource type (the
+ * last part of its token, `BuildkitImage`), the first step's start and the last step's end, in
+ * seconds since the update started; "same" steps are left out. With it the first up's time is
+ * told apart into the program (start to the first image step), builds and publishes, and the
+ * deploy.
+ */
+function phases(): {
+  onEvent: (e: EngineEvent) => void;
+  span: (type: string) => { start: number; end: number } | undefined;
+} {
+  const t0 = Date.now();
+  const spans = new Map<string, { start: number; end: number }>();
+  return {
+    onEvent: (e) => {
+      const now = (Date.now() - t0) / 1000;
+      const step = e.resourcePreEvent?.metadata ?? e.resOutputsEvent?.metadata;
+      if (!step || step.op === "same") return;
+      const type = step.type.split(":").pop() as string;
+      const span = spans.get(type) ?? { start: now, end: now };
+      spans.set(type, { start: span.start, end: now });
+    },
+    span: (type) => spans.get(type),
+  };
 }
 
 function builtCount(outputs: OutputMap): number {
@@ -329,8 +375,8 @@ async function saveFloorPlan(repo: BenchRepo, stack: Stack): Promise<string> {
 
 /** Apply to all rollouts complete, with this project's applier and with kubectl alone. */
 async function deployFigures(repo: BenchRepo): Promise<{ ours: number; floor: number }> {
-  const dir = path.join(repo.dir, ".gitops-rings", "sites", STACK);
-  const { yaml } = await renderOverlay(dir);
+  // What the site applied, as its state records it.
+  const yaml = checkpointOf(repo).manifests;
   const ours = `${repo.namespace}-b1`;
   const floor = `${repo.namespace}-b2`;
   const t0 = Date.now();
@@ -374,8 +420,9 @@ async function benchSize(
       { envVars: repo.env },
     );
     log("first pulumi up");
+    const timeline = phases();
     const first = await counted(repo.project, () =>
-      stack.up({ parallel, onOutput: () => undefined }),
+      stack.up({ parallel, onOutput: () => undefined, onEvent: timeline.onEvent }),
     );
     gitProcesses(repo);
     log(`first up ${first.seconds.toFixed(1)} s; buildctl floor`);
@@ -399,6 +446,33 @@ async function benchSize(
       ok: builds === size + 3,
     });
     rows.push({ size, figure: "first up: registry requests", value: first.requests, unit: "" });
+    // Where the first up's time went: the program until the first image step (compiling it,
+    // the planning step, declaring), building and publishing every image, then the deploy.
+    const images = timeline.span("BuildkitImage");
+    const applied = timeline.span("KubectlApply");
+    if (images) {
+      rows.push({
+        size,
+        figure: "first up: program, to the first build",
+        value: images.start,
+        unit: "s",
+      });
+      rows.push({
+        size,
+        figure: "first up: build and publish, first to last image",
+        value: images.end - images.start,
+        unit: "s",
+        floor: floorFirst,
+      });
+    }
+    if (applied) {
+      rows.push({
+        size,
+        figure: "first up: deploy step",
+        value: applied.end - applied.start,
+        unit: "s",
+      });
+    }
     // The DIY backend rewrites the whole checkpoint after every step (pulumi/pulumi#10960), so
     // the bytes an update writes grow with resources x checkpoint size.
     const checkpoint = checkpointOf(repo);
