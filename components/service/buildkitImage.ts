@@ -35,10 +35,13 @@ type Outs = BuildkitImageInputs & {
 };
 
 /**
- * Outputs that are not inputs: a change in them is no reason to build again. An array, not a
- * Set: the provider's closure is serialized, and the serializer does not carry a Set.
+ * Properties that are no reason to build again: the outputs that are not inputs, and the SDK's
+ * `__provider` (this provider's serialized code, which the engine passes in olds and news: a new
+ * version of gitops-rings must not rebuild every image, whose version tags then refuse the new
+ * digests). An array, not a Set: the provider's closure is serialized, and the serializer does
+ * not carry a Set.
  */
-const RESULTS = ["built", "digest", "ref"];
+const NOT_COMPARED = ["built", "digest", "ref", "__provider"];
 
 /**
  * Builds, then publishes: the step VersionTag takes after the docker-build backend, taken here
@@ -72,7 +75,8 @@ async function buildAndPublish(inputs: BuildkitImageInputs): Promise<Outs> {
   });
 }
 
-const provider: pulumi.dynamic.ResourceProvider = {
+/** BuildkitImage's provider (exported for tests; the engine runs a serialized copy). */
+export const buildkitImageProvider: pulumi.dynamic.ResourceProvider = {
   async configure(req: pulumi.dynamic.ConfigureRequest) {
     await configureRegistryAuth(req);
     // Validated with the rest of the site config before anything is created (lib/config.ts).
@@ -88,7 +92,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: Outs, news: BuildkitImageInputs) {
     const before = olds as unknown as Record<string, unknown>;
     const after = news as unknown as Record<string, unknown>;
-    const keys = Object.keys({ ...before, ...after }).filter((k) => !RESULTS.includes(k));
+    const keys = Object.keys({ ...before, ...after }).filter((k) => !NOT_COMPARED.includes(k));
     const changed = keys.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
     return { changes: changed.length > 0 };
   },
@@ -119,6 +123,6 @@ export class BuildkitImage extends RegistryImageResource<BuildkitImageInputs> {
   declare public readonly built: pulumi.Output<string>;
 
   constructor(name: string, args: BuildkitImageArgs, opts?: pulumi.CustomResourceOptions) {
-    super(provider, name, args, opts, "BuildkitImage", ["built"]);
+    super(buildkitImageProvider, name, args, opts, "BuildkitImage", ["built"]);
   }
 }

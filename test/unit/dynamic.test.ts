@@ -1,10 +1,13 @@
 /**
- * components/dynamic.ts loadLib, as a dynamic provider process calls it once per step: tsx's
- * CommonJS hook is registered once per process, however many steps load lib/ (a first up of
- * 500 services loads it about 1,500 times; a hook per call overflowed the stack, issue 10).
+ * Dynamic providers across steps and across versions of this program. components/dynamic.ts
+ * loadLib, as a provider process calls it once per step: tsx's CommonJS hook is registered once
+ * per process, however many steps load lib/ (a first up of 500 services loads it about 1,500
+ * times; a hook per call overflowed the stack, issue 10). BuildkitImage's diff: a new version
+ * of the provider's code (the SDK's `__provider` input) builds nothing again.
  */
 import assert from "node:assert/strict";
 import { loadLib } from "../../components/dynamic";
+import { buildkitImageProvider } from "../../components/service/buildkitImage";
 
 describe("loadLib", () => {
   it("GIVEN a process that has not loaded lib/ WHEN it loads modules of lib/ many times THEN tsx's hook is registered once and each load returns the module", () => {
@@ -29,5 +32,32 @@ describe("loadLib", () => {
       api.register = register;
       flag.__gitopsRingsTsxRegistered = registered;
     }
+  });
+});
+
+describe("BuildkitImage diff", () => {
+  const inputs = {
+    repository: "127.0.0.1:5001/example/backend",
+    tag: "0.1.0",
+    context: "/repo/app/services/backend",
+    labels: { "org.opencontainers.image.version": "0.1.0" },
+    __provider: "exports.handler = /* gitops-rings 0.1.0 */ …",
+  };
+  const olds = { ...inputs, built: `sha256:${"1".repeat(64)}`, digest: `sha256:${"2".repeat(64)}` };
+  const diff = (news: object) =>
+    buildkitImageProvider.diff!("id", olds, news as typeof inputs) as Promise<{
+      changes: boolean;
+    }>;
+
+  it("GIVEN the same inputs from a new version of the provider's code WHEN diffed THEN nothing changed (no image is built again)", async () => {
+    assert.equal(
+      (await diff({ ...inputs, __provider: "exports.handler = /* 0.2.0 */ …" })).changes,
+      false,
+    );
+  });
+
+  it("GIVEN a changed label or tag WHEN diffed THEN it changed", async () => {
+    assert.equal((await diff({ ...inputs, tag: "0.1.1" })).changes, true);
+    assert.equal((await diff({ ...inputs, labels: { a: "b" } })).changes, true);
   });
 });
