@@ -16,9 +16,11 @@ import { ConfigError } from "../../lib/config";
 import { imageNameOwners, serviceImagesOf } from "../../lib/dockerfile";
 import { kustomize, renderOverlay } from "../../lib/kubectl";
 import {
+  objectsRenderer,
   pinnedImages,
   renderSiteOverlay,
   writeSiteOverlay,
+  yamlObjects,
   type SiteOverlay,
 } from "../../lib/kustomize";
 import { prepareSite, readConfig } from "../../lib/site";
@@ -293,7 +295,7 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
     ]);
   });
 
-  it("GIVEN names written every way, a foreign image by tag, its annotation and an extra image field WHEN rendered in images passes of 1, 2 and 40 objects THEN the YAML is exactly kubectl kustomize's one render of the written overlay (issue 10)", async () => {
+  it("GIVEN names written every way, a foreign image by tag, its annotation and an extra image field WHEN rendered in images passes of 1, 2 and 40 objects THEN the YAML is exactly kubectl kustomize's one render of the written overlay, and through a renderer of objects the objects are (issue 10)", async () => {
     const { repo } = readConfig(FIXTURE, "site-registry-developers", {
       "gitops-rings:ring": "developers",
       "gitops-rings:environment": "site-registry",
@@ -335,6 +337,12 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
       // The directory holds the whole overlay, for `kubectl kustomize <dir>` to read.
       assert.equal(await kustomize(dir), whole);
     }
+    // The provider path's renderer returns objects; its passes read them back as JSON.
+    const objects = objectsRenderer(async (d) => yamlObjects(await kustomize(d)));
+    const passes = await renderSiteOverlay(path.join(tmp(), "objects"), overlay, objects, {
+      objectsPerPass: 2,
+    });
+    assert.deepEqual(yamlObjects(passes), yamlObjects(whole));
   });
 
   describe("the planning step (prepareSite)", () => {
