@@ -2,9 +2,11 @@
  * The Kustomize overlay a site generates on top of its environment's overlay
  * (DESIGN.md flow 2): it sets the namespace, pins every service's image by digest
  * with the `images` transformer (under every name the manifests may use for it: the service
- * name, `<project>/<image>`, `<registry>/<project>/<image>`, aliases; any tag), and labels the
- * objects with site, ring and release. The planning step renders it once before anything is
- * built (lib/site.ts), with placeholder digests for images not built yet.
+ * name, `<project>/<image>`, `<registry>/<project>/<image>`, aliases; any tag), labels every
+ * object with site and ring, and the site's Namespace with the release too (a new release then
+ * changes only the objects whose images or config changed, issue 10). The planning step
+ * renders it once before anything is built (lib/site.ts), with placeholder digests for images
+ * not built yet.
  * Both deploy paths apply it: `@pulumi/kubernetes`' `kustomize.v2.Directory` and,
  * on the local platform, `kubectl apply --server-side -k` (lib/kubectl.ts).
  */
@@ -205,20 +207,18 @@ export function siteOverlayFiles(dir: string, overlay: SiteOverlay): Record<stri
     ...(patches.length > 0 ? { patches } : {}),
     labels: [
       {
-        pairs: {
-          [SITE_LABEL]: overlay.site,
-          [RING_LABEL]: overlay.ring,
-          [RELEASE_LABEL]: overlay.release,
-        },
+        pairs: { [SITE_LABEL]: overlay.site, [RING_LABEL]: overlay.ring },
         includeSelectors: false,
         includeTemplates: false,
       },
     ],
   };
+  // The release on one object, not on all: a label on every object made each release re-apply
+  // every object (500 at N = 500) and show each one as changed in a preview.
   const namespace = {
     apiVersion: "v1",
     kind: "Namespace",
-    metadata: { name: overlay.namespace },
+    metadata: { name: overlay.namespace, labels: { [RELEASE_LABEL]: overlay.release } },
   };
   return {
     "kustomization.yaml":

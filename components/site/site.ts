@@ -53,8 +53,8 @@ export interface DeployedService {
  * When the site builds (flow 1) it declares, in dependency order, one {@link ServiceImage} per
  * service with each dependency's reference by digest as its `FROM`, then the {@link Release}
  * that records them all. Every site then deploys (flow 2): it writes a Kustomize
- * overlay over its environment's overlay that pins every image by digest and labels the
- * objects with site, ring and release, and applies it with `@pulumi/kubernetes`
+ * overlay over its environment's overlay that pins every image by digest, labels the
+ * objects with site and ring and the site's Namespace with the release, and applies it with `@pulumi/kubernetes`
  * (`yaml.v2.ConfigGroup`, one per phase of lib/jobs.ts) or, on the local platform, with
  * {@link KubectlApply}; pre-deploy Jobs run before the workloads change, post-deploy Jobs after. A building
  * site declares its {@link Ring} last: the pointer moves only after the release, its images

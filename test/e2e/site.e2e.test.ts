@@ -193,8 +193,12 @@ describe("a site on the local platform (end to end)", function () {
       assert.equal(deployed[name].status.availableReplicas, 1);
       assert.equal(deployed[name].metadata.labels["gitops-rings.io/site"], "dev-developers");
       assert.equal(deployed[name].metadata.labels["gitops-rings.io/ring"], "developers");
-      assert.equal(deployed[name].metadata.labels["gitops-rings.io/release"], "0.1.0");
+      // The release labels the site's Namespace only: a new release changes no other object.
+      assert.equal(deployed[name].metadata.labels["gitops-rings.io/release"], undefined);
     }
+    const namespace = kubectlJson(["get", "namespace", repo.namespace("dev", "developers")]);
+    const labels = (namespace.metadata as { labels: Record<string, string> }).labels;
+    assert.equal(labels["gitops-rings.io/release"], "0.1.0");
   });
 
   it("GIVEN nothing changed WHEN the site is updated again THEN nothing is built or changed, preview expects no changes and the registry's tags are the same", async function () {

@@ -57,7 +57,6 @@ labels:
   - pairs:
       gitops-rings.io/site: dev-developers
       gitops-rings.io/ring: developers
-      gitops-rings.io/release: 0.4.1
     includeSelectors: false
     includeTemplates: false
 `,
@@ -65,6 +64,8 @@ labels:
 kind: Namespace
 metadata:
   name: example-dev
+  labels:
+    gitops-rings.io/release: 0.4.1
 `,
       "image-fields.yaml": `images:
   - path: spec/ephemeralContainers[]/image
@@ -140,14 +141,13 @@ labels:
   - pairs:
       gitops-rings.io/site: "yes"
       gitops-rings.io/ring: "on"
-      gitops-rings.io/release: 1.0.0
     includeSelectors: false
     includeTemplates: false
 `,
     );
     assert.equal(
       files["namespace.yaml"],
-      'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "no"\n',
+      'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "no"\n  labels:\n    gitops-rings.io/release: 1.0.0\n',
     );
   });
 

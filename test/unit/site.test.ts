@@ -252,14 +252,16 @@ describe("Site (Pulumi mocks)", () => {
     // images, then the images over the objects an entry can match (here, the Deployment's name).
     assert.equal(rendered.length, 2);
     assert.match(rendered[0], /\nimages: \[\]\n/);
-    assert.match(rendered[0], /gitops-rings\.io\/release: 0\.1\.0/);
+    assert.match(rendered[0], /gitops-rings\.io\/ring: developers/);
     assert.match(rendered[1], /resources:\n {2}- objects\.yaml\n/);
     assert.match(rendered[1], new RegExp(`digest: ${digestOf("dev-developers-backend-tag")}`));
     const kustomization = fs.readFileSync(path.join(out, "kustomization.yaml"), "utf8");
     assert.match(kustomization, new RegExp(`digest: ${digestOf("dev-developers-backend-tag")}`));
     assert.match(kustomization, /newName: 127\.0\.0\.1:5001\/example\/backend\n/);
     assert.match(kustomization, /- \.\.\/overlays\/dev\n/);
-    assert.match(kustomization, /gitops-rings\.io\/release: 0\.1\.0/);
+    // The release labels the site's Namespace, the one object every release changes.
+    const namespace = fs.readFileSync(path.join(out, "namespace.yaml"), "utf8");
+    assert.match(namespace, /gitops-rings\.io\/release: 0\.1\.0/);
     // The provider awaits each workload for the site's rollout timeout.
     assert.match(kustomization, /pulumi\.com\/timeoutSeconds: "600"/);
   });
