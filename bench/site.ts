@@ -557,6 +557,12 @@ async function benchSize(
       target: "<= preview + 1 build + 5 s",
       ok: changed.seconds <= bound,
     });
+    rows.push({
+      size,
+      figure: "one changed leaf: registry requests",
+      value: changed.requests,
+      unit: "",
+    });
     // The release is built again when its version moved.
     const releaseBuilt =
       changed.result.outputs.release?.value !== first.result.outputs.release?.value ? 1 : 0;

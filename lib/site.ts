@@ -635,18 +635,27 @@ async function planBuild(
   for (const [name, r] of Object.entries(reads)) {
     inputs[name] = { content: r.input.content, dependencies: r.build.dependencies };
   }
-  // The version tags taken, by service: needed only to number a build. A plan that builds
-  // nothing (every revision is the ring's) numbers nothing, and a no-op preview lists no tags.
-  let taken: Record<string, Version[]> = {};
-  const listTaken = async (): Promise<Record<string, Version[]>> =>
-    Object.fromEntries(
-      await Promise.all(
-        [
-          ...Object.values(repo.services).map((s) => [s.name, store.repositoryOf(s.image)]),
-          [RELEASE, store.releaseRepository],
-        ].map(async ([name, repository]) => [name, await store.listVersions(repository)] as const),
+  // The version tags taken, by service: needed only to number a build (lib/plan.ts numbers
+  // the services it builds and the release, nothing else). A plan that builds nothing lists no
+  // tags, and one changed leaf of 500 lists two repositories' tags, not 501.
+  const taken: Record<string, Version[]> = {};
+  const listTaken = async (names: readonly string[]): Promise<void> => {
+    const missing = names.filter((name) => taken[name] === undefined);
+    const listed = await Promise.all(
+      missing.map((name) =>
+        store.listVersions(
+          name === RELEASE
+            ? store.releaseRepository
+            : store.repositoryOf(repo.services[name].image),
+        ),
       ),
     );
+    missing.forEach((name, i) => (taken[name] = listed[i]));
+  };
+  const numbered = (p: Awaited<ReturnType<typeof plan>>) => [
+    ...p.services.filter((s) => s.action === "build").map((s) => s.service),
+    ...(p.release.changed ? [RELEASE] : []),
+  ];
   // Same revision, no rebuild and no new version (invariant 3): a service the plan would
   // build whose revision an image in the registry already has reuses that image. Reusing one
   // can make a dependent's revision known, so plan again until nothing new is found.
@@ -663,8 +672,10 @@ async function planBuild(
       taken,
     });
   let planned = await plan();
-  if (planned.release.changed || planned.services.some((p) => p.action === "build")) {
-    taken = await listTaken();
+  // Numbering changes no action, so the services to number are known after the first plan;
+  // plan again until each has its tags (the second plan is the last).
+  while (numbered(planned).some((name) => taken[name] === undefined)) {
+    await listTaken(numbered(planned));
     planned = await plan();
   }
   for (;;) {
