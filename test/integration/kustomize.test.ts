@@ -261,30 +261,37 @@ function containers(objects: K8sObject[]): string[] {
   });
 }
 
+/**
+ * The fixture's two services pinned under every name its manifests may use (the site-registry
+ * environment's config, registry 127.0.0.1:5001).
+ */
+function ledgerImages() {
+  const { repo } = readConfig(FIXTURE, "site-registry-developers", {
+    "gitops-rings:ring": "developers",
+    "gitops-rings:environment": "site-registry",
+    "gitops-rings:registry": "127.0.0.1:5001",
+  });
+  return pinnedImages(
+    {
+      api: { repository: "127.0.0.1:5001/ledger/api", digest: API },
+      worker: { repository: "127.0.0.1:5001/ledger/jobs/worker", digest: WORKER },
+    },
+    Object.fromEntries(imageNameOwners(serviceImagesOf(repo, "127.0.0.1:5001"))),
+  );
+}
+
 describe("manifests that name images the way teams write them (issue 7 item 14)", function () {
   this.timeout(60_000);
   const tmp = useTmpDir("gitops-rings-manifests-");
 
   it("GIVEN <project>/<image>, the repository with a tag, the site registry's repository, an alias and the service name WHEN rendered THEN each is <repository>@<digest>, init containers and CronJobs included", async () => {
-    const { repo } = readConfig(FIXTURE, "site-registry-developers", {
-      "gitops-rings:ring": "developers",
-      "gitops-rings:environment": "site-registry",
-      "gitops-rings:registry": "127.0.0.1:5001",
-    });
-    const names = Object.fromEntries(imageNameOwners(serviceImagesOf(repo, "127.0.0.1:5001")));
     const dir = writeSiteOverlay(path.join(tmp(), "site-registry"), {
       environmentOverlay: path.join(FIXTURE, "deploy/overlays/site-registry"),
       namespace: "it-manifests",
       site: "site-registry-developers",
       ring: "developers",
       release: "0.1.0",
-      images: pinnedImages(
-        {
-          api: { repository: "127.0.0.1:5001/ledger/api", digest: API },
-          worker: { repository: "127.0.0.1:5001/ledger/jobs/worker", digest: WORKER },
-        },
-        names,
-      ),
+      images: ledgerImages(),
     });
     const api = `127.0.0.1:5001/ledger/api@${API}`;
     const worker = `127.0.0.1:5001/ledger/jobs/worker@${WORKER}`;
@@ -299,12 +306,6 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
   });
 
   it("GIVEN names written every way, a foreign image by tag, its annotation and an extra image field WHEN rendered in images passes of 1, 2 and 40 objects THEN the YAML is exactly kubectl kustomize's one render of the written overlay, and through a renderer of objects the objects are (issue 10)", async () => {
-    const { repo } = readConfig(FIXTURE, "site-registry-developers", {
-      "gitops-rings:ring": "developers",
-      "gitops-rings:environment": "site-registry",
-      "gitops-rings:registry": "127.0.0.1:5001",
-    });
-    const names = Object.fromEntries(imageNameOwners(serviceImagesOf(repo, "127.0.0.1:5001")));
     const redis = `sha256:${"3".repeat(64)}`;
     const overlay: SiteOverlay = {
       environmentOverlay: path.join(FIXTURE, "deploy/overlays/bad"),
@@ -312,13 +313,7 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
       site: "bad-developers",
       ring: "developers",
       release: "0.2.0",
-      images: pinnedImages(
-        {
-          api: { repository: "127.0.0.1:5001/ledger/api", digest: API },
-          worker: { repository: "127.0.0.1:5001/ledger/jobs/worker", digest: WORKER },
-        },
-        names,
-      ),
+      images: ledgerImages(),
       foreign: {
         pins: [{ reference: "redis:7.4", name: "redis", digest: redis }],
         annotations: [
