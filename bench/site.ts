@@ -178,7 +178,7 @@ export function generate(size: number, registry: string, id: string): BenchRepo 
   };
 }
 
-/** The stack's checkpoint in the DIY backend: its resources and its size. */
+/** The stack's checkpoint in the DIY backend: its resources, its size, the applied manifests. */
 function checkpointOf(repo: BenchRepo): {
   resources: number;
   mib: number;

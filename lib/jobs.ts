@@ -425,8 +425,11 @@ export interface AppliedBefore {
   readonly release: string;
 }
 
-/** Parses a multi-document YAML stream into its objects (empty documents left out). */
-function manifestObjects(manifests: string): ManifestObject[] {
+/**
+ * Parses a multi-document YAML stream (a render, a KubectlApply state's manifests) into its
+ * objects, as YAML 1.2 reads them; empty documents and documents without a kind are left out.
+ */
+export function manifestObjects(manifests: string): ManifestObject[] {
   return parseAllDocuments(manifests)
     .map((d) => d.toJS() as ManifestObject | null)
     .filter((o): o is ManifestObject => !!o && typeof o === "object" && !!o.kind);

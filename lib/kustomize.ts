@@ -17,9 +17,10 @@ import { parseAllDocuments, stringify } from "yaml";
 import { IMAGES_ANNOTATION, groupVersion, type ForeignOverlay } from "./images";
 import { mapLimit } from "./limit";
 
-/** Label keys the site puts on every object it applies. */
+/** Label keys the site puts on every object it applies: site and ring. */
 export const SITE_LABEL = "gitops-rings.io/site";
 export const RING_LABEL = "gitops-rings.io/ring";
+/** The release's label key, on the site's Namespace only (see siteOverlayFiles). */
 export const RELEASE_LABEL = "gitops-rings.io/release";
 
 /** One image the overlay pins: Kustomize `images` entry, by digest only (invariant 4). */
@@ -326,13 +327,17 @@ export async function renderSiteOverlay(
     const foreign = overlay.foreign && { ...overlay.foreign, pins: [] };
     const unpinned = { ...overlay, images: [], ...(foreign ? { foreign } : {}) };
     const docs = yamlDocuments(await render(writeSiteOverlay(path.join(work, "site"), unpinned)));
-    const entries = imagesEntries(overlay);
-    const fields = siteOverlayFiles(dir, overlay)["image-fields.yaml"];
+    // Each entry's expression is compiled once, then tried on every slice.
+    const entries = imagesEntries(overlay).map((entry) => ({
+      entry,
+      mayMatch: matcher(entry.name),
+    }));
+    const fields = fs.readFileSync(path.join(dir, "image-fields.yaml"), "utf8");
     const slices: string[][] = [];
     for (let i = 0; i < docs.length; i += perPass) slices.push(docs.slice(i, i + perPass));
     const rendered = await mapLimit(slices, concurrency, async (slice, i) => {
       const text = slice.join("---\n");
-      const used = entries.filter((e) => mayMatch(e.name, text));
+      const used = entries.filter((e) => e.mayMatch(text)).map((e) => e.entry);
       if (used.length === 0) return slice;
       const pass = path.join(work, `images-${i}`);
       fs.mkdirSync(pass);
@@ -364,16 +369,17 @@ export async function renderSiteOverlay(
 }
 
 /**
- * Whether an `images` entry can match an image in `text`. Kustomize compiles the entry's name
- * into `^<name>(@sha256…)?(:<tag>)?$` over each image value (api/image IsImageMatched); the
- * name unanchored, without a closing `$` of {@link exactImageName}, finds every such value and
- * maybe more. A name that is no valid JavaScript expression counts as a match.
+ * Whether an `images` entry named `name` can match an image in a text. Kustomize compiles the
+ * entry's name into `^<name>(@sha256…)?(:<tag>)?$` over each image value (api/image
+ * IsImageMatched); the name unanchored, without a closing `$` of {@link exactImageName}, finds
+ * every such value and maybe more. A name that is no valid JavaScript expression matches all.
  */
-function mayMatch(name: string, text: string): boolean {
+function matcher(name: string): (text: string) => boolean {
   try {
-    return new RegExp(name.replace(/\$$/, "")).test(text);
+    const expression = new RegExp(name.replace(/\$$/, ""));
+    return (text) => expression.test(text);
   } catch {
-    return true;
+    return () => true;
   }
 }
 
@@ -395,11 +401,4 @@ export function objectsRenderer(
   render: (dir: string) => Promise<readonly unknown[]>,
 ): KustomizeRenderer {
   return async (dir) => (await render(dir)).map((o) => `${JSON.stringify(o)}\n`).join("---\n");
-}
-
-/** The objects of a YAML stream (empty documents left out), as YAML 1.2 reads them. */
-export function yamlObjects(text: string): unknown[] {
-  return parseAllDocuments(text)
-    .filter((d) => d.contents !== null)
-    .map((d) => d.toJS() as unknown);
 }

@@ -44,13 +44,12 @@ import {
   type ForeignOverlay,
   type PreviousForeignImages,
 } from "./images";
-import { splitPhases, type ManifestObject } from "./jobs";
+import { manifestObjects, splitPhases } from "./jobs";
 import { imagesNotByDigest, imagesNotByDigestMessage, kustomize } from "./kubectl";
 import {
   objectsRenderer,
   pinnedImages,
   renderSiteOverlay,
-  yamlObjects,
   type KustomizeRenderer,
   type ServiceDigest,
 } from "./kustomize";
@@ -532,13 +531,13 @@ async function resolveManifestImages(
       images: pinnedImages(images, plan.imageNames),
       foreign,
     };
-    return yamlObjects(await renderSiteOverlay(dir, overlay, renderer));
+    return manifestObjects(await renderSiteOverlay(dir, overlay, renderer));
   };
   try {
     const objects = await render({ pins: [], annotations: [], fields });
     try {
       // Phase annotations are input too: a bad one fails here, before anything is created.
-      splitPhases(objects as ManifestObject[], "");
+      splitPhases(objects, "");
     } catch (err) {
       throw new ConfigError([{ file, message: (err as Error).message }]);
     }

@@ -4,9 +4,9 @@ import * as k8s from "@pulumi/kubernetes";
 import { imageLabels, releaseLabels, RELEASE_IMAGE } from "../../lib/labels";
 import type { VerifiedJob } from "../../lib/verification";
 import { revisionOf } from "../../lib/revision";
-import { objectsRenderer, pinnedImages, renderSiteOverlay, yamlObjects } from "../../lib/kustomize";
+import { objectsRenderer, pinnedImages, renderSiteOverlay } from "../../lib/kustomize";
 import type { ForeignImage } from "../../lib/images";
-import { splitPhases, type ManifestObject } from "../../lib/jobs";
+import { manifestObjects, splitPhases } from "../../lib/jobs";
 import type { OverlayRenderer, SitePlan, ServiceStep } from "../../lib/site";
 import type { ImageRecord } from "../../lib/types";
 import { Release } from "../release/release";
@@ -430,7 +430,7 @@ export class Site extends pulumi.ComponentResource {
       // bounds each of them (the kubectl path bounds them all together).
       const overlay = { ...o, awaitTimeoutSeconds: plan.rolloutTimeout };
       const yaml = await renderSiteOverlay(dir, overlay, objectsRenderer(render));
-      return splitPhases(yamlObjects(yaml) as ManifestObject[], o.release);
+      return splitPhases(manifestObjects(yaml), o.release);
     });
     const pullSecret = hasAuth ? this.providerPullSecret(name, plan, auth) : [];
     const pre = new k8s.yaml.v2.ConfigGroup(

@@ -14,13 +14,13 @@ import * as path from "node:path";
 import { parseAllDocuments } from "yaml";
 import { ConfigError } from "../../lib/config";
 import { imageNameOwners, serviceImagesOf } from "../../lib/dockerfile";
+import { manifestObjects } from "../../lib/jobs";
 import { kustomize, renderOverlay } from "../../lib/kubectl";
 import {
   objectsRenderer,
   pinnedImages,
   renderSiteOverlay,
   writeSiteOverlay,
-  yamlObjects,
   type SiteOverlay,
 } from "../../lib/kustomize";
 import { prepareSite, readConfig } from "../../lib/site";
@@ -336,11 +336,11 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
       assert.equal(await kustomize(dir), whole);
     }
     // The provider path's renderer returns objects; its passes read them back as JSON.
-    const objects = objectsRenderer(async (d) => yamlObjects(await kustomize(d)));
+    const objects = objectsRenderer(async (d) => manifestObjects(await kustomize(d)));
     const passes = await renderSiteOverlay(path.join(tmp(), "objects"), overlay, objects, {
       objectsPerPass: 2,
     });
-    assert.deepEqual(yamlObjects(passes), yamlObjects(whole));
+    assert.deepEqual(manifestObjects(passes), manifestObjects(whole));
   });
 
   describe("the planning step (prepareSite)", () => {
