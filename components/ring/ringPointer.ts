@@ -1,5 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
-import { configureRegistryAuth, loadLib, outputsOf, registryAuth } from "../dynamic";
+import {
+  configureRegistryAuth,
+  loadLib,
+  outputsOf,
+  registryAuth,
+  providerByName,
+} from "../dynamic";
 
 /** Inputs of the ring pointer dynamic resource, all plain once resolved. */
 export interface RingPointerInputs {
@@ -53,6 +59,9 @@ export const ringPointerProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** What the engine serializes for RingPointer: a loader of {@link ringPointerProvider} by name. */
+const ENGINE_PROVIDER = providerByName("RingPointer", ringPointerProvider);
+
 /**
  * Moves the ring through lib/state-store.ts `moveRing`: checks first that release `version` has
  * `digest` and that it and every image it names exist, then compares the ring with `expected`
@@ -97,6 +106,6 @@ export class RingPointer extends pulumi.dynamic.Resource {
   declare public readonly expected: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: RingPointerArgs, opts?: pulumi.CustomResourceOptions) {
-    super(ringPointerProvider, name, { expected: undefined, ...args }, opts, "ring", "RingPointer");
+    super(ENGINE_PROVIDER, name, { expected: undefined, ...args }, opts, "ring", "RingPointer");
   }
 }

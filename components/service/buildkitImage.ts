@@ -1,5 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
-import { configureRegistryAuth, loadLib, outputsOf, registryAuth } from "../dynamic";
+import {
+  configureRegistryAuth,
+  loadLib,
+  outputsOf,
+  registryAuth,
+  providerByName,
+} from "../dynamic";
 import { RegistryImageResource, type DynamicArgs } from "./registryImage";
 
 /** Inputs of {@link BuildkitImage} once resolved. */
@@ -106,6 +112,9 @@ export const buildkitImageProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** What the engine serializes for BuildkitImage: a loader of {@link buildkitImageProvider} by name. */
+const ENGINE_PROVIDER = providerByName("BuildkitImage", buildkitImageProvider);
+
 /** Arguments of {@link BuildkitImage}. */
 export type BuildkitImageArgs = DynamicArgs<BuildkitImageInputs>;
 
@@ -123,6 +132,6 @@ export class BuildkitImage extends RegistryImageResource<BuildkitImageInputs> {
   declare public readonly built: pulumi.Output<string>;
 
   constructor(name: string, args: BuildkitImageArgs, opts?: pulumi.CustomResourceOptions) {
-    super(buildkitImageProvider, name, args, opts, "BuildkitImage", ["built"]);
+    super(ENGINE_PROVIDER, name, args, opts, "BuildkitImage", ["built"]);
   }
 }

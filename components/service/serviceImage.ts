@@ -54,7 +54,6 @@ export class ServiceImage extends pulumi.ComponentResource {
   public readonly digest: pulumi.Output<string>;
   public readonly version: pulumi.Output<string>;
   public readonly revision: pulumi.Output<string>;
-  public readonly reason: pulumi.Output<ImageReason>;
   /** The build and its version tag when this update declares them (`build` or `keep`). */
   public readonly image?: PublishedImage;
 
@@ -92,13 +91,14 @@ export class ServiceImage extends pulumi.ComponentResource {
     this.ref = pulumi.interpolate`${args.repository}@${this.digest}`;
     this.version = pulumi.output(args.version);
     this.revision = pulumi.output(args.revision);
-    this.reason = pulumi.output(args.reason);
+    // No reason among the outputs: the state holds only what stays the same while the image
+    // does. A reason ("built", then "unchanged") made the update after every build write the
+    // whole checkpoint once more per service built (after a first up, once per service).
     this.registerOutputs({
       ref: this.ref,
       digest: this.digest,
       version: this.version,
       revision: this.revision,
-      reason: this.reason,
     });
   }
 }

@@ -1,5 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
-import { configureRegistryAuth, loadLib, outputsOf, registryAuth } from "../dynamic";
+import {
+  configureRegistryAuth,
+  loadLib,
+  outputsOf,
+  registryAuth,
+  providerByName,
+} from "../dynamic";
 import { RegistryImageResource, type DynamicArgs } from "./registryImage";
 
 /** Inputs of {@link VersionTag} once resolved. */
@@ -33,7 +39,8 @@ async function publish(inputs: VersionTagInputs): Promise<Outs> {
   return outputsOf({ ...inputs, digest: published.digest, ref: published.ref });
 }
 
-const provider: pulumi.dynamic.ResourceProvider = {
+/** VersionTag's provider (the engine runs it through components/dynamic.ts `providerByName`). */
+export const versionTagProvider: pulumi.dynamic.ResourceProvider = {
   configure: configureRegistryAuth,
   async create(inputs: VersionTagInputs) {
     return { id: `${inputs.repository}:${inputs.tag}`, outs: await publish(inputs) };
@@ -55,6 +62,9 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** What the engine serializes for VersionTag: a loader of {@link versionTagProvider} by name. */
+const ENGINE_PROVIDER = providerByName("VersionTag", versionTagProvider);
+
 /** Arguments of {@link VersionTag}; Outputs allowed (the built digest is known after the build). */
 export type VersionTagArgs = DynamicArgs<VersionTagInputs>;
 
@@ -68,6 +78,6 @@ export type VersionTagArgs = DynamicArgs<VersionTagInputs>;
  */
 export class VersionTag extends RegistryImageResource<VersionTagInputs> {
   constructor(name: string, args: VersionTagArgs, opts?: pulumi.CustomResourceOptions) {
-    super(provider, name, args, opts, "VersionTag");
+    super(ENGINE_PROVIDER, name, args, opts, "VersionTag");
   }
 }

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadLib, outputsOf } from "../dynamic";
+import { loadLib, outputsOf, providerByName } from "../dynamic";
 import type { JobResult } from "../../lib/jobs";
 import type { ObjectRef } from "../../lib/kubectl";
 
@@ -45,7 +45,8 @@ async function asSite<T>(
   return inputs.identity ? identity().withKubeconfig(inputs.identity, fn) : fn(inputs.kubeconfig);
 }
 
-const provider: pulumi.dynamic.ResourceProvider = {
+/** KubectlApply's provider (the engine runs it through components/dynamic.ts `providerByName`). */
+export const kubectlApplyProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: KubectlApplyInputs) {
     const deployed = await asSite(inputs, (kubeconfig) =>
       jobs().deployInPhases(inputs.manifests, [], inputs.release ?? "", {
@@ -82,6 +83,9 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** What the engine serializes for KubectlApply: a loader of {@link kubectlApplyProvider} by name. */
+const ENGINE_PROVIDER = providerByName("KubectlApply", kubectlApplyProvider);
+
 /**
  * A site's manifests applied with `kubectl apply --server-side` (field manager `gitops-rings`)
  * in the phases of lib/jobs.ts (pre-deploy Jobs awaited, then the workloads and their rollouts,
@@ -104,7 +108,7 @@ export class KubectlApply extends pulumi.dynamic.Resource {
     opts?: pulumi.CustomResourceOptions,
   ) {
     super(
-      provider,
+      ENGINE_PROVIDER,
       name,
       { ...args, objects: undefined, jobs: undefined },
       opts,

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadLib, outputsOf } from "../dynamic";
+import { loadLib, outputsOf, providerByName } from "../dynamic";
 
 /** Inputs of {@link PullSecret} once resolved. */
 export interface PullSecretInputs {
@@ -46,7 +46,8 @@ async function put(inputs: PullSecretInputs): Promise<void> {
   await apply(objects, inputs.kubeconfig);
 }
 
-const provider: pulumi.dynamic.ResourceProvider = {
+/** PullSecret's provider (the engine runs it through components/dynamic.ts `providerByName`). */
+export const pullSecretProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: PullSecretInputs) {
     await put(inputs);
     return { id: `${inputs.namespace}/${inputs.name}`, outs: outputsOf(inputs) };
@@ -81,6 +82,9 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** What the engine serializes for PullSecret: a loader of {@link pullSecretProvider} by name. */
+const ENGINE_PROVIDER = providerByName("PullSecret", pullSecretProvider);
+
 /**
  * A site's image pull secret on the local platform's kubectl path (README, "Registry
  * credentials"): the `kubernetes.io/dockerconfigjson` Secret `gitops-rings-registry` in the
@@ -94,6 +98,6 @@ export class PullSecret extends pulumi.dynamic.Resource {
     args: { readonly [K in keyof PullSecretInputs]: pulumi.Input<PullSecretInputs[K]> },
     opts?: pulumi.CustomResourceOptions,
   ) {
-    super(provider, name, { ...args }, opts, "site", "PullSecret");
+    super(ENGINE_PROVIDER, name, { ...args }, opts, "site", "PullSecret");
   }
 }

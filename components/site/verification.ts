@@ -1,5 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
-import { configureRegistryAuth, loadLib, outputsOf, registryAuth } from "../dynamic";
+import {
+  configureRegistryAuth,
+  loadLib,
+  outputsOf,
+  registryAuth,
+  providerByName,
+} from "../dynamic";
 import type { VerifiedJob } from "../../lib/verification";
 
 /** Inputs of {@link SiteVerification} once resolved. */
@@ -30,7 +36,8 @@ async function record(inputs: SiteVerificationInputs): Promise<Outs> {
   return outputsOf({ ...inputs, time, record: digest });
 }
 
-const provider: pulumi.dynamic.ResourceProvider = {
+/** SiteVerification's provider (the engine runs it through components/dynamic.ts `providerByName`). */
+export const siteVerificationProvider: pulumi.dynamic.ResourceProvider = {
   configure: configureRegistryAuth,
   async create(inputs: SiteVerificationInputs) {
     const outs = await record(inputs);
@@ -46,6 +53,9 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
   // Deleting the resource keeps the record: it is history, like stack history.
 };
+
+/** What the engine serializes for SiteVerification: a loader of {@link siteVerificationProvider} by name. */
+const ENGINE_PROVIDER = providerByName("SiteVerification", siteVerificationProvider);
 
 /**
  * The verification a site records in the registry once its deployment, post-deploy Jobs
@@ -66,7 +76,7 @@ export class SiteVerification extends pulumi.dynamic.Resource {
     opts?: pulumi.CustomResourceOptions,
   ) {
     super(
-      provider,
+      ENGINE_PROVIDER,
       name,
       { ...args, time: undefined, record: undefined },
       opts,
