@@ -11,6 +11,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { findImages, isByDigest, useName, type ImageField } from "./images";
+import { ImagesPassCache } from "./kustomize";
 import { awaitRollouts, type RolloutOptions } from "./rollout";
 
 const run = promisify(execFile);
@@ -63,6 +64,13 @@ export async function kubectl(
 export async function kustomize(dir: string, opts: KubectlOptions = {}): Promise<string> {
   return kubectl(opts, ["kustomize", dir]);
 }
+
+/**
+ * The images passes {@link kustomize} rendered in this process (lib/kustomize.ts
+ * `ImagesPassCache`): the Site's render of an update reuses the planning step's, all but the
+ * passes whose images changed.
+ */
+export const KUSTOMIZE_PASSES = new ImagesPassCache();
 
 /** Renders an overlay (`kubectl kustomize <dir>`) and returns its objects' identities. */
 export async function renderOverlay(

@@ -45,7 +45,12 @@ import {
   type PreviousForeignImages,
 } from "./images";
 import { manifestObjects, splitPhases } from "./jobs";
-import { imagesNotByDigest, imagesNotByDigestMessage, kustomize } from "./kubectl";
+import {
+  imagesNotByDigest,
+  imagesNotByDigestMessage,
+  kustomize,
+  KUSTOMIZE_PASSES,
+} from "./kubectl";
 import {
   objectsRenderer,
   pinnedImages,
@@ -514,10 +519,10 @@ async function resolveManifestImages(
     : { ...plan.deploy.images };
   const serviceRepositories = new Set(Object.values(images).map((i) => i.repository));
   const kubeconfig = plan.deployer.kind === "kubectl" ? plan.deployer.kubeconfig : undefined;
-  const renderer: KustomizeRenderer =
-    plan.deployer.kind === "kubernetes" && options.renderOverlay
-      ? objectsRenderer(options.renderOverlay)
-      : (dir) => kustomize(dir, kubeconfig ? { kubeconfig } : {});
+  const byProvider = plan.deployer.kind === "kubernetes" && options.renderOverlay;
+  const renderer: KustomizeRenderer = byProvider
+    ? objectsRenderer(byProvider)
+    : (dir) => kustomize(dir, kubeconfig ? { kubeconfig } : {});
   const file = path.relative(options.root, plan.environment.overlay) || ".";
   const fields = site.images.fields;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-plan-"));
@@ -531,7 +536,14 @@ async function resolveManifestImages(
       images: pinnedImages(images, plan.imageNames),
       foreign,
     };
-    return manifestObjects(await renderSiteOverlay(dir, overlay, renderer));
+    return manifestObjects(
+      await renderSiteOverlay(
+        dir,
+        overlay,
+        renderer,
+        byProvider ? {} : { passes: KUSTOMIZE_PASSES },
+      ),
+    );
   };
   try {
     const objects = await render({ pins: [], annotations: [], fields });

@@ -396,8 +396,10 @@ export class Site extends pulumi.ComponentResource {
       // property "manifests"` with a stack trace; the provider's error is the message alone.
       const identity = plan.identityKubeconfig;
       const manifests = overlay.apply(async (o) => {
-        const { kustomize } = await import("../../lib/kubectl");
-        const yaml = await renderSiteOverlay(dir, o, (d) => kustomize(d, { kubeconfig }));
+        const { kustomize, KUSTOMIZE_PASSES } = await import("../../lib/kubectl");
+        const yaml = await renderSiteOverlay(dir, o, (d) => kustomize(d, { kubeconfig }), {
+          passes: KUSTOMIZE_PASSES,
+        });
         // A deploy identity applies all but the Namespace, which bootstrap made (lib/identity.ts).
         if (identity === undefined) return yaml;
         const { withoutOwnNamespace } = await import("../../lib/identity");

@@ -17,6 +17,7 @@ import { imageNameOwners, serviceImagesOf } from "../../lib/dockerfile";
 import { manifestObjects } from "../../lib/jobs";
 import { kustomize, renderOverlay } from "../../lib/kubectl";
 import {
+  ImagesPassCache,
   objectsRenderer,
   pinnedImages,
   renderSiteOverlay,
@@ -265,7 +266,7 @@ function containers(objects: K8sObject[]): string[] {
  * The fixture's two services pinned under every name its manifests may use (the site-registry
  * environment's config, registry 127.0.0.1:5001).
  */
-function ledgerImages() {
+function ledgerImages(worker = WORKER) {
   const { repo } = readConfig(FIXTURE, "site-registry-developers", {
     "gitops-rings:ring": "developers",
     "gitops-rings:environment": "site-registry",
@@ -274,7 +275,7 @@ function ledgerImages() {
   return pinnedImages(
     {
       api: { repository: "127.0.0.1:5001/ledger/api", digest: API },
-      worker: { repository: "127.0.0.1:5001/ledger/jobs/worker", digest: WORKER },
+      worker: { repository: "127.0.0.1:5001/ledger/jobs/worker", digest: worker },
     },
     Object.fromEntries(imageNameOwners(serviceImagesOf(repo, "127.0.0.1:5001"))),
   );
@@ -341,6 +342,43 @@ describe("manifests that name images the way teams write them (issue 7 item 14)"
       objectsPerPass: 2,
     });
     assert.deepEqual(manifestObjects(passes), manifestObjects(whole));
+  });
+
+  it("GIVEN a cache of images passes WHEN the overlay is rendered again with one service's digest changed THEN only the passes that name that service are rendered again, and the YAML is still kubectl kustomize's one render (issue 10)", async () => {
+    const overlay = (worker: string): SiteOverlay => ({
+      environmentOverlay: path.join(FIXTURE, "deploy/overlays/site-registry"),
+      namespace: "it-pass-cache",
+      site: "site-registry-developers",
+      ring: "developers",
+      release: "0.1.0",
+      images: ledgerImages(worker),
+    });
+    const passes = new ImagesPassCache();
+    let renders = 0;
+    const render = (o: SiteOverlay) =>
+      renderSiteOverlay(
+        path.join(tmp(), `cache-${renders}`),
+        o,
+        (d) => {
+          renders++;
+          return kustomize(d);
+        },
+        { objectsPerPass: 1, passes },
+      );
+    const worker2 = `sha256:${"9".repeat(64)}`;
+    const check = async (o: SiteOverlay) => {
+      const before = renders;
+      const yaml = await render(o);
+      assert.equal(yaml, await kustomize(writeSiteOverlay(path.join(tmp(), "one-step"), o)));
+      return renders - before;
+    };
+    const first = await check(overlay(WORKER));
+    const again = await check(overlay(WORKER));
+    const changed = await check(overlay(worker2));
+    // One render of the overlay without images each time, then the passes not yet seen.
+    assert.ok(first > 2, `${first} renders`);
+    assert.equal(again, 1);
+    assert.ok(changed > 1 && changed < first, `${changed} renders after ${first}`);
   });
 
   describe("the planning step (prepareSite)", () => {
