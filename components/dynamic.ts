@@ -28,11 +28,10 @@ export function loadModule<T>(file: string): T {
 
 /**
  * Loads a module of lib/ (its name without `.ts`) from inside a dynamic provider, through
- * {@link loadModule}. `GITOPS_RINGS_LIB_DIR` overrides where lib/ is; by default it is `lib/`
- * under the project directory.
+ * {@link loadModule}.
  */
 export function loadLib<T>(module: string): T {
-  return loadModule<T>(path.join(process.env.GITOPS_RINGS_LIB_DIR ?? "lib", `${module}.ts`));
+  return loadModule<T>(`lib/${module}.ts`);
 }
 
 /**

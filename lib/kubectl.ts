@@ -11,7 +11,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { findImages, isByDigest, useName, type ImageField } from "./images";
-import { ImagesPassCache } from "./kustomize";
+import { ImagesPassCache, renderSiteOverlay, type SiteOverlay } from "./kustomize";
 import { awaitRollouts, type RolloutOptions } from "./rollout";
 
 const run = promisify(execFile);
@@ -65,12 +65,18 @@ export async function kustomize(dir: string, opts: KubectlOptions = {}): Promise
   return kubectl(opts, ["kustomize", dir]);
 }
 
+/** The images passes {@link kustomizeSiteOverlay} rendered in this process. */
+const KUSTOMIZE_PASSES = new ImagesPassCache();
+
 /**
- * The images passes {@link kustomize} rendered in this process (lib/kustomize.ts
- * `ImagesPassCache`): the Site's render of an update reuses the planning step's, all but the
- * passes whose images changed.
+ * Renders a site's overlay with `kubectl kustomize` (lib/kustomize.ts `renderSiteOverlay`), its
+ * images passes cached for the process: the Site's render of an update reuses the planning
+ * step's, all but the passes whose images changed (issue 10).
+ * @returns the rendered objects as one multi-document YAML stream.
  */
-export const KUSTOMIZE_PASSES = new ImagesPassCache();
+export function kustomizeSiteOverlay(dir: string, overlay: SiteOverlay): Promise<string> {
+  return renderSiteOverlay(dir, overlay, (d) => kustomize(d), { passes: KUSTOMIZE_PASSES });
+}
 
 /** Renders an overlay (`kubectl kustomize <dir>`) and returns its objects' identities. */
 export async function renderOverlay(

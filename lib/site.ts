@@ -45,19 +45,8 @@ import {
   type PreviousForeignImages,
 } from "./images";
 import { manifestObjects, splitPhases } from "./jobs";
-import {
-  imagesNotByDigest,
-  imagesNotByDigestMessage,
-  kustomize,
-  KUSTOMIZE_PASSES,
-} from "./kubectl";
-import {
-  objectsRenderer,
-  pinnedImages,
-  renderSiteOverlay,
-  type KustomizeRenderer,
-  type ServiceDigest,
-} from "./kustomize";
+import { imagesNotByDigest, imagesNotByDigestMessage, kustomizeSiteOverlay } from "./kubectl";
+import { objectsRenderer, pinnedImages, renderSiteOverlay, type ServiceDigest } from "./kustomize";
 import { cacheRoot, checkout, resolveBranch } from "./git";
 import type { ImageLabelInput } from "./labels";
 import { formatPlan, planRelease, type PlanReason, type PlanServiceInput } from "./plan";
@@ -518,11 +507,10 @@ async function resolveManifestImages(
       )
     : { ...plan.deploy.images };
   const serviceRepositories = new Set(Object.values(images).map((i) => i.repository));
-  const kubeconfig = plan.deployer.kind === "kubectl" ? plan.deployer.kubeconfig : undefined;
-  const byProvider = plan.deployer.kind === "kubernetes" && options.renderOverlay;
-  const renderer: KustomizeRenderer = byProvider
-    ? objectsRenderer(byProvider)
-    : (dir) => kustomize(dir, kubeconfig ? { kubeconfig } : {});
+  const byProvider =
+    plan.deployer.kind === "kubernetes" && options.renderOverlay
+      ? objectsRenderer(options.renderOverlay)
+      : undefined;
   const file = path.relative(options.root, plan.environment.overlay) || ".";
   const fields = site.images.fields;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gitops-rings-plan-"));
@@ -537,12 +525,9 @@ async function resolveManifestImages(
       foreign,
     };
     return manifestObjects(
-      await renderSiteOverlay(
-        dir,
-        overlay,
-        renderer,
-        byProvider ? {} : { passes: KUSTOMIZE_PASSES },
-      ),
+      byProvider
+        ? await renderSiteOverlay(dir, overlay, byProvider)
+        : await kustomizeSiteOverlay(dir, overlay),
     );
   };
   try {

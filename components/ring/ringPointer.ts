@@ -3,8 +3,8 @@ import {
   configureRegistryAuth,
   loadLib,
   outputsOf,
-  registryAuth,
   providerByName,
+  registryAuth,
 } from "../dynamic";
 
 /** Inputs of the ring pointer dynamic resource, all plain once resolved. */

@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { buildAndPublish, type PublishedImage, type ServiceBuild } from "./build";
-import type { ImageAction, ImageBuilder, ImageReason } from "../../lib/site";
+import type { ImageAction, ImageBuilder } from "../../lib/site";
 
-export type { ImageAction, ImageBuilder, ImageReason };
+export type { ImageAction, ImageBuilder };
 export type { RegistryCredentials, ServiceBuild } from "./build";
 
 /** What every pushed image of a site has: a repository, a version, a revision and labels. */
@@ -33,7 +33,6 @@ export interface ImageArgs {
 export interface ServiceImageArgs extends ImageArgs {
   /** Service name as in `gitops-rings.yaml`. */
   readonly service: string;
-  readonly reason: ImageReason;
   /** Required when `action` is `build` or `keep`. */
   readonly build?: ServiceBuild;
 }
@@ -91,9 +90,9 @@ export class ServiceImage extends pulumi.ComponentResource {
     this.ref = pulumi.interpolate`${args.repository}@${this.digest}`;
     this.version = pulumi.output(args.version);
     this.revision = pulumi.output(args.revision);
-    // No reason among the outputs: the state holds only what stays the same while the image
-    // does. A reason ("built", then "unchanged") made the update after every build write the
-    // whole checkpoint once more per service built (after a first up, once per service).
+    // Only what stays the same while the image does: a reason among the outputs ("new", then
+    // "unchanged") made the update after every build write the whole checkpoint once more per
+    // service built (issue 10). The plan's reason is the stack output `services`' `why`.
     this.registerOutputs({
       ref: this.ref,
       digest: this.digest,

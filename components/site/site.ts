@@ -291,7 +291,6 @@ export class Site extends pulumi.ComponentResource {
         service: step.service,
         repository: step.repository,
         action: step.action,
-        reason: step.reason,
         version: step.version,
         revision,
         digest: step.digest,
@@ -396,10 +395,8 @@ export class Site extends pulumi.ComponentResource {
       // property "manifests"` with a stack trace; the provider's error is the message alone.
       const identity = plan.identityKubeconfig;
       const manifests = overlay.apply(async (o) => {
-        const { kustomize, KUSTOMIZE_PASSES } = await import("../../lib/kubectl");
-        const yaml = await renderSiteOverlay(dir, o, (d) => kustomize(d, { kubeconfig }), {
-          passes: KUSTOMIZE_PASSES,
-        });
+        const { kustomizeSiteOverlay } = await import("../../lib/kubectl");
+        const yaml = await kustomizeSiteOverlay(dir, o);
         // A deploy identity applies all but the Namespace, which bootstrap made (lib/identity.ts).
         if (identity === undefined) return yaml;
         const { withoutOwnNamespace } = await import("../../lib/identity");

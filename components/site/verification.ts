@@ -3,8 +3,8 @@ import {
   configureRegistryAuth,
   loadLib,
   outputsOf,
-  registryAuth,
   providerByName,
+  registryAuth,
 } from "../dynamic";
 import type { VerifiedJob } from "../../lib/verification";
 
