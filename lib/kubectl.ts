@@ -90,15 +90,30 @@ export async function renderOverlay(
 /** Identities of the objects in a multi-document YAML stream. */
 export function objectRefs(yaml: string): ObjectRef[] {
   return parseAllDocuments(yaml)
-    .map((d) => d.toJS())
-    .filter((o) => o && o.kind)
-    .map((o) => ({
-      apiVersion: o.apiVersion,
-      kind: o.kind,
-      // Cluster-scoped objects have no namespace member.
-      ...(o.metadata?.namespace ? { namespace: o.metadata.namespace } : {}),
-      name: o.metadata?.name,
-    }));
+    .map((d) => d.toJS() as KubernetesObject | null)
+    .filter((o): o is KubernetesObject => !!o && !!o.kind)
+    .map(objectRef);
+}
+
+/** The members of a parsed Kubernetes object that make its identity. */
+export interface KubernetesObject {
+  readonly apiVersion?: string;
+  readonly kind?: string;
+  readonly metadata?: { readonly name?: string; readonly namespace?: string };
+}
+
+/**
+ * The identity of one parsed object (apiVersion, kind, namespace when it has one, name), so
+ * that a caller holding parsed objects does not write them out and parse them again.
+ */
+export function objectRef(o: KubernetesObject): ObjectRef {
+  return {
+    apiVersion: o.apiVersion as string,
+    kind: o.kind as string,
+    // Cluster-scoped objects have no namespace member.
+    ...(o.metadata?.namespace ? { namespace: o.metadata.namespace } : {}),
+    name: o.metadata?.name as string,
+  };
 }
 
 /**

@@ -410,26 +410,29 @@ export function parseReleaseLabels(labels: Labels, digest: Digest): ReleaseRecor
   const where = `release image ${digest}`;
   if (version === undefined) throw new Error(`${where}: label ${LABEL_RELEASE_VERSION} is missing`);
   assertVersion(`${where}: label ${LABEL_RELEASE_VERSION}`, version);
-  const names = new Set<string>();
-  for (const key of Object.keys(labels)) {
+  // One pass over the labels, each service's own collected by its name: a release of 500
+  // services has about 2,500 labels, and a scan of all of them per service took a second
+  // (issue 10).
+  const byName = new Map<string, Record<string, string>>();
+  for (const [key, value] of Object.entries(labels)) {
     if (!key.startsWith(SERVICE_PREFIX)) continue;
     const rest = key.slice(SERVICE_PREFIX.length);
-    const name = rest.slice(0, rest.indexOf("."));
+    const dot = rest.indexOf(".");
+    const name = rest.slice(0, dot);
     if (!NAME.test(name)) throw new Error(`${where}: label ${JSON.stringify(key)}: bad service`);
-    names.add(name);
+    const own = byName.get(name) ?? {};
+    if (dot >= 0) own[key] = value;
+    byName.set(name, own);
   }
   const services: Record<string, ImageRecord> = {};
-  for (const name of [...names].sort()) {
+  for (const name of [...byName.keys()].sort()) {
     const prefix = `${SERVICE_PREFIX}${name}.`;
     const field = (f: ServiceField) => {
       const value = labels[`${prefix}${f}`];
       if (value === undefined) throw new Error(`${where}: label ${prefix}${f} is missing`);
       return value;
     };
-    const own: Record<string, string> = {};
-    for (const [key, value] of Object.entries(labels)) {
-      if (key.startsWith(prefix)) own[key] = value;
-    }
+    const own = byName.get(name)!;
     const known = new Set(["version", "digest", "revision", "repository"].map((f) => prefix + f));
     for (const key of Object.keys(own)) {
       const ok =

@@ -169,6 +169,58 @@ export interface StateStoreOptions {
   readonly scanLimit?: number;
 }
 
+/**
+ * How long an existence check begun by {@link beginReleaseCheck} stands in for the ring move's
+ * own, in milliseconds. A move that comes later (a deploy of many Deployments, a slow Job)
+ * checks again, so the images are always seen in the registry shortly before the ring moves.
+ */
+export const CHECK_AHEAD_MAX_AGE_MS = 60_000;
+
+/** Existence checks begun ahead of a ring move, by `<release repository>@<digest>`. */
+const checksAhead = new Map<
+  string,
+  { readonly begun: number; readonly missing: Promise<string[]> }
+>();
+
+/**
+ * Begins checking, now, that every image `release` names and the release itself are in the
+ * registry, for the ring move that follows in this process ({@link StateStore.missingImages}
+ * takes the result once). The release's publish calls it (lib/publish.ts), so that on a
+ * building site the existence checks of a release of N services (N + 1 `HEAD` requests) run
+ * during the site's deploy instead of after it, when the ring pointer moves (issue 10). The
+ * move still waits for the result: invariant 2 holds as before.
+ * @param releaseRepository `<registry>/<project>/release`.
+ */
+export function beginReleaseCheck(
+  client: RegistryClient,
+  releaseRepository: string,
+  release: Pick<ReleaseRecord, "services" | "digest">,
+): void {
+  const missing = missingOf(client, releaseRepository, release);
+  // Awaited by the move; a failure there is checked again rather than reported.
+  missing.catch(() => undefined);
+  checksAhead.set(`${releaseRepository}@${release.digest}`, { begun: Date.now(), missing });
+}
+
+/** The check begun ahead for `key`, if it is recent enough; it is taken only once. */
+function takeCheckAhead(key: string): Promise<string[]> | undefined {
+  const ahead = checksAhead.get(key);
+  checksAhead.delete(key);
+  return ahead && Date.now() - ahead.begun <= CHECK_AHEAD_MAX_AGE_MS ? ahead.missing : undefined;
+}
+
+/** The `HEAD` requests behind {@link StateStore.missingImages}, 4 at a time. */
+async function missingOf(
+  client: RegistryClient,
+  releaseRepository: string,
+  release: Pick<ReleaseRecord, "services"> & { digest?: string },
+): Promise<string[]> {
+  const refs = Object.values(release.services).map((s) => `${s.repository}@${s.digest}`);
+  if (release.digest) refs.push(`${releaseRepository}@${release.digest}`);
+  const present = await mapLimit(refs, 4, (ref) => client.manifestExists(ref));
+  return refs.filter((_, i) => !present[i]);
+}
+
 /** The registry as state store: ring pointers, releases and version tags. */
 export class StateStore {
   /** `<registry>/<project>/release`. */
@@ -296,13 +348,19 @@ export class StateStore {
 
   /**
    * Every digest `release` names that the registry lacks, as `repository@digest` (service
-   * images, then the release image itself when `release` has a digest).
+   * images, then the release image itself when `release` has a digest). A check of the same
+   * release begun by {@link beginReleaseCheck} in this process less than
+   * {@link CHECK_AHEAD_MAX_AGE_MS} ago is taken instead, once; otherwise, or when it failed,
+   * the images are checked now.
    */
-  async missingImages(release: Pick<ReleaseRecord, "services"> & { digest?: string }) {
-    const refs = Object.values(release.services).map((s) => `${s.repository}@${s.digest}`);
-    if (release.digest) refs.push(`${this.releaseRepository}@${release.digest}`);
-    const present = await mapLimit(refs, 4, (ref) => this.client.manifestExists(ref));
-    return refs.filter((_, i) => !present[i]);
+  async missingImages(
+    release: Pick<ReleaseRecord, "services"> & { digest?: string },
+  ): Promise<string[]> {
+    const ahead = release.digest
+      ? takeCheckAhead(`${this.releaseRepository}@${release.digest}`)
+      : undefined;
+    const missing = ahead ? await ahead.catch(() => undefined) : undefined;
+    return missing ?? missingOf(this.client, this.releaseRepository, release);
   }
 
   private async assertComplete(

@@ -12,7 +12,8 @@ import {
   type ImageManifest,
   type ImageReference,
 } from "../../lib/registry";
-import { ringTag, StateStore } from "../../lib/state-store";
+import { publishImage } from "../../lib/publish";
+import { CHECK_AHEAD_MAX_AGE_MS, ringTag, StateStore } from "../../lib/state-store";
 import type { ImageRecord, ReleaseRecord, RingState } from "../../lib/types";
 import { pushServiceImage, recordOf } from "./helpers/images";
 import { useRegistry } from "./helpers/registry";
@@ -468,6 +469,106 @@ describe("state store against Distribution 2.8", function () {
 
     it("WHEN an unknown revision is looked up THEN nothing is found", async () => {
       assert.equal(await store.findByRevision(repo, `v1:sha256:${"f".repeat(64)}`), undefined);
+    });
+  });
+
+  describe("GIVEN releases published through lib/publish.ts (their labels record a release) and a client that records its existence checks", () => {
+    /** Records every `manifestExists` (the HEAD of an existence check) it is asked. */
+    class CheckCountingClient extends RegistryClient {
+      readonly checked: string[] = [];
+      override async manifestExists(ref: string | ImageReference) {
+        this.checked.push(String(ref));
+        return super.manifestExists(ref);
+      }
+    }
+    let counting: CheckCountingClient;
+    let ahead: StateStore;
+    let a: ImageRecord;
+    let b: ImageRecord;
+
+    /** Pushes release `version` naming `services` by digest, then publishes it as a build would be. */
+    async function publishRelease(version: string, services: Record<string, ImageRecord>) {
+      const labels = releaseLabels({ version, services }, { project: "ahead" });
+      const built = await counting.pushImage(ahead.releaseRepository, { labels, layers: [] });
+      const published = await publishImage(
+        {
+          repository: ahead.releaseRepository,
+          digest: built.descriptor.digest,
+          tag: version,
+          labels,
+        },
+        counting,
+      );
+      return published.digest;
+    }
+
+    before(async () => {
+      counting = new CheckCountingClient({ dockerConfig: false, retryBaseMs: 10 });
+      ahead = new StateStore({
+        registry: registry().host,
+        project: "ahead",
+        rings: ["developers", "testers"],
+        client: counting,
+      });
+      a = recordOf(
+        await pushServiceImage(counting, registry().host, { service: "ahead-a", version: "1.0.0" }),
+      );
+      b = recordOf(
+        await pushServiceImage(counting, registry().host, { service: "ahead-b", version: "1.0.0" }),
+      );
+    });
+
+    it("WHEN a ring moves to the release right after its publish THEN the move takes the check the publish began and checks no image again", async () => {
+      const digest = await publishRelease("1.0.0", { "ahead-a": a, "ahead-b": b });
+      const checks = [a, b]
+        .map((i) => `${i.repository}@${i.digest}`)
+        .concat(`${ahead.releaseRepository}@${digest}`)
+        .sort();
+      // The publish began the check: each image and the release, once.
+      assert.deepEqual(counting.checked.filter((ref) => checks.includes(ref)).sort(), checks);
+      counting.checked.length = 0;
+      await ahead.moveRing("developers", "1.0.0", { digest, expected: null });
+      assert.deepEqual(
+        counting.checked.filter((ref) => checks.includes(ref)),
+        [],
+      );
+      assert.equal((await ahead.readRing("developers")).release?.digest, digest);
+
+      // A second move to the same release checks again: a check begun ahead is taken once.
+      counting.checked.length = 0;
+      await ahead.moveRing("testers", "1.0.0", { digest, expected: null });
+      assert.deepEqual(counting.checked.sort(), checks);
+    });
+
+    it("WHEN an image the release names was gone at its publish THEN the move fails naming it and the ring stays", async () => {
+      const gone = recordOf(
+        await pushServiceImage(counting, registry().host, { service: "ahead-b", version: "2.0.0" }),
+      );
+      assert.equal(await counting.deleteManifest(gone.repository, gone.digest), true);
+      const digest = await publishRelease("2.0.0", { "ahead-a": a, "ahead-b": gone });
+      const before = await ahead.readRing("developers");
+      await assert.rejects(ahead.moveRing("developers", "2.0.0", { digest }), {
+        message: new RegExp(
+          `no ring moved: ring developers would get release 2\\.0\\.0 .*names missing images: ${gone.repository}@${gone.digest}$`,
+        ),
+      });
+      assert.deepEqual(await ahead.readRing("developers"), before);
+    });
+
+    it(`WHEN the move comes more than CHECK_AHEAD_MAX_AGE_MS after the publish THEN it checks every image again`, async () => {
+      const digest = await publishRelease("3.0.0", { "ahead-a": a, "ahead-b": b });
+      const now = Date.now;
+      // The clock the check is dated by, moved past the limit (waiting a minute is no test).
+      Date.now = () => now() + CHECK_AHEAD_MAX_AGE_MS + 1;
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        counting.checked.length = 0;
+        await ahead.moveRing("developers", "3.0.0", { digest });
+      } finally {
+        Date.now = now;
+      }
+      assert.equal(counting.checked.filter((ref) => ref.includes("/example/ahead-")).length, 2);
+      assert.equal((await ahead.readRing("developers")).release?.version, "3.0.0");
     });
   });
 });
