@@ -231,6 +231,17 @@ async function counted<T>(
 }
 
 /**
+ * The machine's CPU time from /proc/stat, in clock ticks: all of it, and the part the host
+ * gave to other guests (steal). On a shared VM a figure measured while the host takes a large
+ * share is slower for reasons outside this program, so each size reports its share.
+ */
+function cpuTimes(): { total: number; steal: number } {
+  const fields = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1);
+  const ticks = fields.slice(0, 8).map(Number);
+  return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7] };
+}
+
+/**
  * Runs the `pulumi` CLI in the bench's repository on its stack, as a platform team runs it:
  * the timed no-op preview and one changed leaf (`up --yes --skip-preview`). The Automation
  * API's `up` also reads the stack's outputs twice and its history once the update is done (at
@@ -666,6 +677,7 @@ async function main(): Promise<void> {
     `command: npm run bench:site -- --sizes ${values.sizes} --parallel ${parallel}`;
   for (const size of sizes) {
     console.error(`size ${size}`);
+    const before = cpuTimes();
     rows.push(
       ...(await benchSize(
         size,
@@ -675,6 +687,13 @@ async function main(): Promise<void> {
         values.keep === true,
       )),
     );
+    const after = cpuTimes();
+    rows.push({
+      size,
+      figure: "machine: CPU time stolen by the host (steal), share",
+      value: (100 * (after.steal - before.steal)) / (after.total - before.total),
+      unit: "%",
+    });
     // Written after each size, so a long run leaves what it measured so far.
     fs.writeFileSync(
       values.out as string,
