@@ -196,10 +196,16 @@ export function beginReleaseCheck(
   releaseRepository: string,
   release: Pick<ReleaseRecord, "services" | "digest">,
 ): void {
+  const begun = Date.now();
+  // Checks no move took in time are dropped, so that a process that lives long (the watcher)
+  // keeps none of them.
+  for (const [key, check] of checksAhead) {
+    if (begun - check.begun > CHECK_AHEAD_MAX_AGE_MS) checksAhead.delete(key);
+  }
   const missing = missingOf(client, releaseRepository, release);
   // Awaited by the move; a failure there is checked again rather than reported.
   missing.catch(() => undefined);
-  checksAhead.set(`${releaseRepository}@${release.digest}`, { begun: Date.now(), missing });
+  checksAhead.set(`${releaseRepository}@${release.digest}`, { begun, missing });
 }
 
 /** The check begun ahead for `key`, if it is recent enough; it is taken only once. */
