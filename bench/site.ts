@@ -7,9 +7,10 @@
  *   images with the same parallelism, no Pulumi (lib/buildkit.ts, in dependency order); and
  *   where its time went, from the engine's events: the program until the first image step, the
  *   images' steps (build and publish, first to last, against the same floor), the deploy step;
- * - no-op `pulumi preview` (the CLI, as the changed leaf's `pulumi up`): time, registry requests per service, git processes, peak RSS of the
- *   language host; floor: a program that declares the same resources with the same inputs (the
- *   site plan, saved) and does no registry or git I/O, run by the same language host;
+ * - no-op `pulumi preview` (the CLI, as the changed leaf's `pulumi up`): time, registry requests
+ *   per service, git processes, peak RSS of the language host; floor: a program that declares
+ *   the same resources with the same inputs (the site plan, saved) and does no registry or git
+ *   I/O, run by the same language host;
  * - one changed leaf: time and builds (1 + the release); bound: the no-op preview + 1 build + 5 s;
  * - deploy: lib/kubectl.ts applyManifests of the site's rendered manifests into a new namespace,
  *   apply to all rollouts complete; floor: `kubectl apply` + `kubectl wait --for=condition=Available`.

@@ -14,7 +14,7 @@
  * waiting and its failure report.
  */
 import { createHash } from "node:crypto";
-import { parseAllDocuments, stringify } from "yaml";
+import { stringify } from "yaml";
 import { canonicalJson } from "./canonical";
 import {
   applyManifests,
@@ -22,8 +22,10 @@ import {
   imagesNotByDigest,
   imagesNotByDigestMessage,
   kubectl,
+  manifestObjects,
   objectKey,
   objectRef,
+  type ManifestObject,
   type KubectlOptions,
   type ObjectRef,
 } from "./kubectl";
@@ -52,19 +54,6 @@ export const WORKLOAD_KINDS: ReadonlySet<string> = new Set([
   "Job",
   "CronJob",
 ]);
-
-/** The members of a rendered Kubernetes object this module reads. */
-export interface ManifestObject {
-  readonly apiVersion?: string;
-  readonly kind?: string;
-  readonly metadata?: {
-    readonly name?: string;
-    readonly namespace?: string;
-    readonly annotations?: Readonly<Record<string, string>>;
-    readonly [key: string]: unknown;
-  };
-  readonly [key: string]: unknown;
-}
 
 /** A site's objects in apply order. */
 export interface DeployPhases<T> {
@@ -423,16 +412,6 @@ export interface AppliedBefore {
   readonly manifests: string;
   /** Its release (phased Jobs are named after it). */
   readonly release: string;
-}
-
-/**
- * Parses a multi-document YAML stream (a render, a KubectlApply state's manifests) into its
- * objects, as YAML 1.2 reads them; empty documents and documents without a kind are left out.
- */
-export function manifestObjects(manifests: string): ManifestObject[] {
-  return parseAllDocuments(manifests)
-    .map((d) => d.toJS() as ManifestObject | null)
-    .filter((o): o is ManifestObject => !!o && typeof o === "object" && !!o.kind);
 }
 
 /**

@@ -89,24 +89,37 @@ export async function renderOverlay(
 
 /** Identities of the objects in a multi-document YAML stream. */
 export function objectRefs(yaml: string): ObjectRef[] {
-  return parseAllDocuments(yaml)
-    .map((d) => d.toJS() as KubernetesObject | null)
-    .filter((o): o is KubernetesObject => !!o && !!o.kind)
-    .map(objectRef);
+  return manifestObjects(yaml).map(objectRef);
 }
 
-/** The members of a parsed Kubernetes object that make its identity. */
-export interface KubernetesObject {
+/** The members of a rendered Kubernetes object that this program reads. */
+export interface ManifestObject {
   readonly apiVersion?: string;
   readonly kind?: string;
-  readonly metadata?: { readonly name?: string; readonly namespace?: string };
+  readonly metadata?: {
+    readonly name?: string;
+    readonly namespace?: string;
+    readonly annotations?: Readonly<Record<string, string>>;
+    readonly [key: string]: unknown;
+  };
+  readonly [key: string]: unknown;
+}
+
+/**
+ * Parses a multi-document YAML stream (a render, a KubectlApply state's manifests) into its
+ * objects, as YAML 1.2 reads them; empty documents and documents without a kind are left out.
+ */
+export function manifestObjects(manifests: string): ManifestObject[] {
+  return parseAllDocuments(manifests)
+    .map((d) => d.toJS() as ManifestObject | null)
+    .filter((o): o is ManifestObject => !!o && typeof o === "object" && !!o.kind);
 }
 
 /**
  * The identity of one parsed object (apiVersion, kind, namespace when it has one, name), so
  * that a caller holding parsed objects does not write them out and parse them again.
  */
-export function objectRef(o: KubernetesObject): ObjectRef {
+export function objectRef(o: ManifestObject): ObjectRef {
   return {
     apiVersion: o.apiVersion as string,
     kind: o.kind as string,

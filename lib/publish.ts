@@ -19,7 +19,7 @@
  * digest, so a retry after a failure halfway is a no-op where the first attempt succeeded.
  */
 import * as semver from "semver";
-import { isReserved, LABEL_RELEASE_VERSION, parseReleaseLabels, type Labels } from "./labels";
+import { isReserved, type Labels } from "./labels";
 import {
   RegistryClient,
   isIndexMediaType,
@@ -91,10 +91,9 @@ function sameLabels(a: Labels, b: Labels): boolean {
 }
 
 /**
- * Publishes one built image: own labels only, then the immutable version tag. A release (its
- * labels record one, lib/labels.ts `LABEL_RELEASE_VERSION`) then begins the check that every
- * image it names exists, which the ring move of the same update takes (lib/state-store.ts
- * `beginReleaseCheck`).
+ * Publishes one built image: own labels only, then the immutable version tag. For a release,
+ * it then begins the check that every image the release names exists, which the ring move of
+ * the same update takes (lib/state-store.ts `beginReleaseCheck`).
  * @returns the digest the version tag points at (the built digest when nothing was inherited).
  * @throws `TagImmutableError` (lib/registry.ts) when the version tag exists at another digest;
  *   Error when `tag` is not a semver or the built image is not in the registry.
@@ -109,17 +108,7 @@ export async function publishImage(
   const base = req.base ? await baseLabels(client, req.base) : {};
   const rewritten = await rewrite(client, req.repository, req.digest, req.labels, base);
   await client.putTag(req.repository, req.tag, rewritten.digest);
-  if (req.labels[LABEL_RELEASE_VERSION] !== undefined) {
-    // Labels that do not parse as a release begin nothing: the move checks, and says why.
-    const release = (() => {
-      try {
-        return parseReleaseLabels(req.labels, rewritten.digest);
-      } catch {
-        return undefined;
-      }
-    })();
-    if (release) beginReleaseCheck(client, req.repository, release);
-  }
+  beginReleaseCheck(client, req.repository, req.labels, rewritten.digest);
   return {
     digest: rewritten.digest,
     ref: `${req.repository}@${rewritten.digest}`,

@@ -44,8 +44,13 @@ import {
   type ForeignOverlay,
   type PreviousForeignImages,
 } from "./images";
-import { manifestObjects, splitPhases } from "./jobs";
-import { imagesNotByDigest, imagesNotByDigestMessage, kustomizeSiteOverlay } from "./kubectl";
+import { splitPhases } from "./jobs";
+import {
+  imagesNotByDigest,
+  imagesNotByDigestMessage,
+  kustomizeSiteOverlay,
+  manifestObjects,
+} from "./kubectl";
 import { objectsRenderer, pinnedImages, renderSiteOverlay, type ServiceDigest } from "./kustomize";
 import { cacheRoot, checkout, resolveBranch } from "./git";
 import type { ImageLabelInput } from "./labels";
@@ -507,7 +512,7 @@ async function resolveManifestImages(
       )
     : { ...plan.deploy.images };
   const serviceRepositories = new Set(Object.values(images).map((i) => i.repository));
-  const byProvider =
+  const providerRenderer =
     plan.deployer.kind === "kubernetes" && options.renderOverlay
       ? objectsRenderer(options.renderOverlay)
       : undefined;
@@ -525,8 +530,8 @@ async function resolveManifestImages(
       foreign,
     };
     return manifestObjects(
-      byProvider
-        ? await renderSiteOverlay(dir, overlay, byProvider)
+      providerRenderer
+        ? await renderSiteOverlay(dir, overlay, providerRenderer)
         : await kustomizeSiteOverlay(dir, overlay),
     );
   };

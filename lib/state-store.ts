@@ -15,10 +15,12 @@
 import * as semver from "semver";
 import {
   imageRecordFromLabels,
+  LABEL_RELEASE_VERSION,
   LABEL_REVISION,
   parseReleaseLabels,
   releaseLabels,
   RELEASE_IMAGE,
+  type Labels,
 } from "./labels";
 import {
   DEFAULT_PLATFORM,
@@ -183,19 +185,31 @@ const checksAhead = new Map<
 >();
 
 /**
- * Begins checking, now, that every image `release` names and the release itself are in the
+ * Begins checking, now, that every image a release names and the release itself are in the
  * registry, for the ring move that follows in this process ({@link StateStore.missingImages}
- * takes the result once). The release's publish calls it (lib/publish.ts), so that on a
- * building site the existence checks of a release of N services (N + 1 `HEAD` requests) run
- * during the site's deploy instead of after it, when the ring pointer moves (issue 10). The
- * move still waits for the result: invariant 2 holds as before.
- * @param releaseRepository `<registry>/<project>/release`.
+ * takes the result once). The publish of every image calls it (lib/publish.ts); it begins
+ * nothing unless `labels` record a release (`LABEL_RELEASE_VERSION`, parsed by
+ * `parseReleaseLabels`; labels that do not parse begin nothing, and the move reports them).
+ * On a building site the existence checks of a release of N services (N + 1 `HEAD` requests)
+ * then run during the site's deploy instead of after it, when the ring pointer moves
+ * (issue 10). The move still waits for the result: invariant 2 holds as before.
+ * @param releaseRepository the repository the image was published to; for a release,
+ *   `<registry>/<project>/release`.
+ * @param digest the digest its version tag points at.
  */
 export function beginReleaseCheck(
   client: RegistryClient,
   releaseRepository: string,
-  release: Pick<ReleaseRecord, "services" | "digest">,
+  labels: Labels,
+  digest: Digest,
 ): void {
+  if (labels[LABEL_RELEASE_VERSION] === undefined) return;
+  let release: ReleaseRecord;
+  try {
+    release = parseReleaseLabels(labels, digest);
+  } catch {
+    return;
+  }
   const begun = Date.now();
   // Checks no move took in time are dropped, so that a process that lives long (the watcher)
   // keeps none of them.
@@ -205,7 +219,7 @@ export function beginReleaseCheck(
   const missing = missingOf(client, releaseRepository, release);
   // Awaited by the move; a failure there is checked again rather than reported.
   missing.catch(() => undefined);
-  checksAhead.set(`${releaseRepository}@${release.digest}`, { begun, missing });
+  checksAhead.set(`${releaseRepository}@${digest}`, { begun, missing });
 }
 
 /** The check begun ahead for `key`, if it is recent enough; it is taken only once. */

@@ -14,8 +14,7 @@ import * as path from "node:path";
 import { parseAllDocuments } from "yaml";
 import { ConfigError } from "../../lib/config";
 import { imageNameOwners, serviceImagesOf } from "../../lib/dockerfile";
-import { manifestObjects } from "../../lib/jobs";
-import { kustomize, renderOverlay } from "../../lib/kubectl";
+import { kustomize, manifestObjects, renderOverlay } from "../../lib/kubectl";
 import {
   ImagesPassCache,
   objectsRenderer,

@@ -6,8 +6,8 @@ import {
   jobNameForRelease,
   phaseOf,
   splitPhases,
-  type ManifestObject,
 } from "../../lib/jobs";
+import type { ManifestObject } from "../../lib/kubectl";
 
 const job = (name: string, phase?: string, spec: object = { template: {} }): ManifestObject => ({
   apiVersion: "batch/v1",
