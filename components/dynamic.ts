@@ -1,29 +1,22 @@
-import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import type { ProviderName } from "./providers";
 
-/** Marks the provider process whose tsx hook {@link loadModule} registered. */
-const TSX_REGISTERED = "__gitopsRingsTsxRegistered";
+/** components/engine-entry.cjs, which both the program and the provider process load. */
+interface EngineEntry {
+  load(file: string): unknown;
+  call(name: ProviderName, method: string, args: unknown[]): unknown;
+}
 
 /**
  * Loads a TypeScript module of this checkout, by its path under the project directory (the
  * working directory of the engine's processes), from inside a dynamic provider. The engine
  * serializes a dynamic provider's functions and runs them in its own Node.js process, which
- * knows nothing of TypeScript; tsx's CommonJS hook (a dependency of this project) compiles the
- * module there. The hook is registered once per process: each `register()` adds a layer of
- * resolve hooks that every later `require` goes through, and a provider that registered once
- * per call (1,500 calls in a first up of 500 services) slowed every require and then overflowed
- * the stack (issue 10).
+ * knows nothing of TypeScript; components/engine-entry.cjs registers tsx's CommonJS hook there,
+ * once per process, and loads the module.
  */
 export function loadModule<T>(file: string): T {
-  const providerProcess = globalThis as { [TSX_REGISTERED]?: boolean };
-  if (!providerProcess[TSX_REGISTERED]) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    require("tsx/cjs/api").register();
-    providerProcess[TSX_REGISTERED] = true;
-  }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(path.resolve(file)) as T;
+  return (require("./engine-entry.cjs") as EngineEntry).load(file) as T;
 }
 
 /**
@@ -34,35 +27,42 @@ export function loadLib<T>(module: string): T {
   return loadModule<T>(`lib/${module}.ts`);
 }
 
+/** The methods of a dynamic provider that the SDK calls when the provider has them. */
+const METHODS = ["configure", "check", "diff", "create", "read", "update", "delete"] as const;
+
 /**
- * The provider a dynamic resource passes to the engine: for each method of `provider`, one line
- * that loads the provider named `name` from this checkout's components/providers.ts and calls
- * it. The engine keeps a dynamic provider's serialized code (the SDK's `__provider`) in the
- * inputs and again in the outputs of every resource, and the DIY backend writes the whole
- * checkpoint after each step: carrying the provider itself made `__provider` about 6 KB, 12 KB
- * of each image's 18 KB in the state (issue 10). Old state keeps working: a delete or diff with
- * an older `__provider` runs that code, which loads lib/ from this checkout the same way.
+ * The provider a dynamic resource passes to the engine: for each method that `provider` has, a
+ * one-line function that requires components/engine-entry.cjs from the project directory and
+ * calls the method of the provider named `name` there. Each captures nothing but the name and
+ * the method's name.
+ *
+ * Why so small: the engine keeps a dynamic provider's serialized code (the SDK's `__provider`)
+ * in the inputs and again in the outputs of every resource, and the DIY backend writes the
+ * whole checkpoint twice for each step, one write at a time (issue 10: at 500 services those
+ * writes set the pace of a first up). The provider itself serialized to about 6 KB; a loader
+ * that carried tsx's registration to about 2.5 KB; this one is about 1.5 KB. Old state keeps
+ * working: a delete or diff with an older `__provider` runs that code, which loads
+ * components/providers.ts from this checkout.
  *
  * @param name Key of the provider in components/providers.ts `PROVIDERS`; stable across
  *   versions, since the state of every resource of that type names it.
- * @param provider The provider itself, whose methods the engine may call (the SDK asks which
- *   of check, diff, read, update and delete a provider has).
+ * @param provider The provider itself: its methods are the ones the engine may call (the SDK
+ *   calls check, diff, read, update and delete only when the provider has them).
  */
 export function providerByName(
   name: ProviderName,
   provider: pulumi.dynamic.ResourceProvider,
 ): pulumi.dynamic.ResourceProvider {
-  const load = (): pulumi.dynamic.ResourceProvider =>
-    loadModule<typeof import("./providers")>("components/providers.ts").PROVIDERS[name];
-  return {
-    create: (inputs) => load().create(inputs),
-    ...(provider.configure && { configure: (req) => load().configure!(req) }),
-    ...(provider.check && { check: (olds, news) => load().check!(olds, news) }),
-    ...(provider.diff && { diff: (id, olds, news) => load().diff!(id, olds, news) }),
-    ...(provider.read && { read: (id, props) => load().read!(id, props) }),
-    ...(provider.update && { update: (id, olds, news) => load().update!(id, olds, news) }),
-    ...(provider.delete && { delete: (id, props) => load().delete!(id, props) }),
-  };
+  const shim: Record<string, unknown> = {};
+  for (const method of METHODS.filter((m) => provider[m] !== undefined)) {
+    // The path is a literal, not a constant, so that the function captures no more than it
+    // needs; comments stay outside it, since its text is what the state keeps.
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    shim[method] = (...args: unknown[]) =>
+      require(process.cwd() + "/components/engine-entry.cjs").call(name, method, args);
+    /* eslint-enable @typescript-eslint/no-require-imports */
+  }
+  return shim as unknown as pulumi.dynamic.ResourceProvider;
 }
 
 /**

@@ -54,9 +54,8 @@ export const ringPointerProvider: pulumi.dynamic.ResourceProvider = {
     await move(news);
     return { outs: outputsOf(news) };
   },
-  async delete() {
-    // A ring pointer is never removed by an update: the ring keeps pointing at its release.
-  },
+  // No delete: a ring pointer is never removed by an update (the ring keeps pointing at its
+  // release), and the SDK skips the delete of a provider that has none.
 };
 
 /** What the engine serializes for RingPointer: a loader of {@link ringPointerProvider} by name. */

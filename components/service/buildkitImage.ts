@@ -107,9 +107,8 @@ export const buildkitImageProvider: pulumi.dynamic.ResourceProvider = {
     // putTag refuses to move a version tag (invariant 1).
     return { outs: await buildAndPublish(news) };
   },
-  async delete() {
-    // Pushed versions are never deleted by an update (DESIGN.md: nothing in the registry is lost).
-  },
+  // No delete: pushed versions are never deleted by an update (DESIGN.md: nothing in the
+  // registry is lost), and the SDK skips the delete of a provider that has none.
 };
 
 /** What the engine serializes for BuildkitImage: a loader of {@link buildkitImageProvider} by name. */

@@ -57,9 +57,8 @@ export const versionTagProvider: pulumi.dynamic.ResourceProvider = {
     // lib/registry.ts putTag refuses to move a version tag.
     return { outs: await publish(news) };
   },
-  async delete() {
-    // A version tag is never removed by an update (DESIGN.md: nothing in the registry is lost).
-  },
+  // No delete: a version tag is never removed by an update (DESIGN.md: nothing in the registry
+  // is lost), and the SDK skips the delete of a provider that has none.
 };
 
 /** What the engine serializes for VersionTag: a loader of {@link versionTagProvider} by name. */
