@@ -42,7 +42,15 @@ import { RegistryClient } from "../lib/registry";
 import { prepareSite, readConfig, type BuiltImages } from "../lib/site";
 
 const ROOT = path.resolve(__dirname, "..");
-const PROGRAM = ["Pulumi.yaml", "index.ts", "package.json", "tsconfig.json", "components", "lib"];
+const PROGRAM = [
+  "Pulumi.yaml",
+  "index.ts",
+  "package.json",
+  "tsconfig.json",
+  "tsconfig.pulumi.json",
+  "components",
+  "lib",
+];
 const STACK = "bench-developers";
 const BASES = ["base0", "base1", "base2"];
 

@@ -381,6 +381,9 @@ export GITOPS_RINGS_REGISTRY="127.0.0.1:$REGISTRY_PORT"
 export GITOPS_RINGS_WATCH_TOKEN="$WATCH_TOKEN"
 # The local platform builds with buildctl and deploys with kubectl (README, "The local platform").
 export GITOPS_RINGS_PLATFORM=local
+# Pulumi.yaml's runtime option tsconfig (tsconfig.pulumi.json, whose noCheck makes ts-node
+# transpile only) is newer than this language host, which ignores it; this has the same effect.
+export PULUMI_NODEJS_TRANSPILE_ONLY=true
 EOF
 }
 

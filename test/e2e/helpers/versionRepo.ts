@@ -19,6 +19,7 @@ const COPIED = [
   "index.ts",
   "package.json",
   "tsconfig.json",
+  "tsconfig.pulumi.json",
   "components",
   "lib",
   "app",
