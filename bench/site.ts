@@ -40,17 +40,9 @@ import { applyManifests, deleteObjects, kubectl } from "../lib/kubectl";
 import { mapLimit } from "../lib/limit";
 import { RegistryClient } from "../lib/registry";
 import { prepareSite, readConfig, type BuiltImages } from "../lib/site";
+import { PROGRAM_FILES } from "../test/e2e/helpers/versionRepo";
 
 const ROOT = path.resolve(__dirname, "..");
-const PROGRAM = [
-  "Pulumi.yaml",
-  "index.ts",
-  "package.json",
-  "tsconfig.json",
-  "tsconfig.pulumi.json",
-  "components",
-  "lib",
-];
 const STACK = "bench-developers";
 const BASES = ["base0", "base1", "base2"];
 
@@ -90,7 +82,7 @@ export function generate(size: number, registry: string, id: string): BenchRepo 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `gitops-rings-bench-${size}-`));
   const project = `bench-${id}-${size}`;
   const namespace = `${project}-dev`;
-  for (const entry of PROGRAM) {
+  for (const entry of PROGRAM_FILES) {
     fs.cpSync(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
   }
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));

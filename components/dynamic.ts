@@ -59,7 +59,11 @@ export function providerByName(
     // needs; comments stay outside it, since its text is what the state keeps.
     /* eslint-disable @typescript-eslint/no-require-imports */
     shim[method] = (...args: unknown[]) =>
-      require(process.cwd() + "/components/engine-entry.cjs").call(name, method, args);
+      (require(process.cwd() + "/components/engine-entry.cjs") as EngineEntry).call(
+        name,
+        method,
+        args,
+      );
     /* eslint-enable @typescript-eslint/no-require-imports */
   }
   return shim as unknown as pulumi.dynamic.ResourceProvider;

@@ -14,7 +14,12 @@ import type { RegistryClient } from "../../../lib/registry";
 import { StateStore } from "../../../lib/state-store";
 
 const ROOT = path.resolve(__dirname, "../../..");
-const COPIED = [
+/**
+ * The entries of this checkout that run the program in another directory (whose node_modules
+ * links to this one's): what a copy of the version repository needs besides its application,
+ * and what bench/site.ts copies into each generated one.
+ */
+export const PROGRAM_FILES = [
   "Pulumi.yaml",
   "index.ts",
   "package.json",
@@ -22,10 +27,9 @@ const COPIED = [
   "tsconfig.pulumi.json",
   "components",
   "lib",
-  "app",
-  "stacks",
-  "gitops-rings.yaml",
-];
+] as const;
+
+const COPIED = [...PROGRAM_FILES, "app", "stacks", "gitops-rings.yaml"];
 
 /** Environment the local platform's `scripts/platform.sh env` sets; the tests need all of it. */
 export const REQUIRED_ENV = [
